@@ -1,0 +1,94 @@
+# Heron: one top-level Makefile (STYLE.md section 11).
+#   make            build build/heron
+#   make run        install build packages, build, create ./var demo, serve
+#   make test       install test packages, build, run every test (unit,
+#                   integration with the real daemon, ASan+UBSan build)
+#   make asan       build build-asan/heron with AddressSanitizer + UBSan
+#   make fuzz       build the libFuzzer targets (clang) into build-fuzz/
+#   make bench      run bench/run (side by side with Dovecot)
+
+CC ?= cc
+BUILD ?= build
+PKGS = libevent libevent_openssl lmdb libsodium libcrypt openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
+	-fno-strict-aliasing -Isrc $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS)
+
+LIB_SRCS := $(sort $(wildcard src/lib/*.c src/conf/*.c src/net/*.c \
+	src/auth/*.c src/store/*.c src/pop3/*.c src/lmtp/*.c src/mail/*.c \
+	src/imap/*.c))
+MAIN_SRCS := $(sort $(wildcard src/main/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+MAIN_OBJS := $(MAIN_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: all run test asan fuzz bench deps deps-test clean unit
+all: $(BUILD)/heron $(UNIT_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libheron.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/heron: $(MAIN_OBJS) $(BUILD)/libheron.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(MAIN_OBJS) $(BUILD)/libheron.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libheron.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libheron.a $(LDLIBS)
+
+unit: $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do $$t || exit 1; done
+
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+run: deps
+	$(MAKE) $(BUILD)/heron
+	scripts/demo.sh
+
+test: deps-test
+	$(MAKE) all
+	$(MAKE) BUILD=build-asan CC=clang \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" all
+	scripts/test.sh
+
+asan:
+	$(MAKE) BUILD=build-asan CC=clang \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" all
+
+fuzz:
+	@mkdir -p build-fuzz
+	$(MAKE) BUILD=build-fuzz CC=clang \
+		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+		build-fuzz/libheron.a
+	@for f in $(FUZZ_SRCS); do \
+		n=$$(basename $$f .c); \
+		echo "clang $$f -> build-fuzz/$$n"; \
+		clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc $(PKG_CFLAGS) \
+			-fsanitize=fuzzer,address,undefined -o build-fuzz/$$n \
+			$$f build-fuzz/libheron.a $(LDLIBS) || exit 1; \
+	done
+
+bench: all
+	bench/run
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
