@@ -1,0 +1,447 @@
+/* conn.c: a client connection on top of a libevent bufferevent (plain or
+ * OpenSSL). Owns the socket, the idle/stall timeouts, back-pressure and the
+ * switch to TLS; the protocol module owns the session (struct proto_ops).
+ *
+ * Back-pressure: reading stops while more than CONN_OUTPUT_HIWAT bytes wait
+ * to be sent, and the input buffer itself is capped (CONN_INPUT_MAX), so a
+ * client that sends without reading costs bounded memory. */
+#include "net/net_private.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Stop reading from the socket while this much input is unprocessed. */
+#define CONN_INPUT_MAX (64 * 1024)
+
+struct conn {
+	struct worker *worker;
+	struct conn *prev, *next;	/* worker's list */
+	struct bufferevent *bev;
+	const struct proto_ops *ops;
+	void *session;
+	const struct listener_conf *listener;
+	uint64_t id;
+	uint64_t bytes_in, bytes_out;
+	char *user;			/* counted in max_conns_per_user */
+	char *close_reason;		/* set by conn_close_after_flush */
+	unsigned idle_secs;
+	int fd;
+	char ip[INET6_ADDRSTRLEN];
+	bool is_tls:1;
+	bool is_loopback:1;
+	bool input_paused:1;
+	bool closing:1;			/* no more input, close when flushed */
+	bool tls_pending:1;		/* start TLS when output is flushed */
+	bool skipping_line:1;		/* discarding an over-long line */
+	bool in_callback:1;
+	bool destroyed:1;		/* destroy requested in a callback */
+};
+
+static uint64_t conn_next_id = 1;
+
+static void conn_read_cb(struct bufferevent *bev, void *ctx);
+static void conn_write_cb(struct bufferevent *bev, void *ctx);
+static void conn_event_cb(struct bufferevent *bev, short what, void *ctx);
+
+static bool sockaddr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_UNIX)
+		return true;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		const uint8_t *b = in6->sin6_addr.s6_addr;
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+			(IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127);
+	}
+	return false;
+}
+
+static void sockaddr_ip(const struct sockaddr *sa, char *buf, size_t size)
+{
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)
+				     sa)->sin_addr, buf, size);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+				      (const void *)sa)->sin6_addr, buf, size);
+	else
+		snprintf(buf, size, "unix");
+}
+
+static void conn_apply_timeouts(struct conn *c)
+{
+	struct timeval tv = { .tv_sec = c->idle_secs, .tv_usec = 0 };
+
+	/* The same limit covers a peer that stops reading (write stall). */
+	bufferevent_set_timeouts(c->bev, c->idle_secs ? &tv : NULL,
+				 c->idle_secs ? &tv : NULL);
+}
+
+static void conn_setup_bev(struct conn *c)
+{
+	size_t line_max = worker_settings(c->worker)->max_line_length + 2;
+
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
+			  c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, line_max > CONN_INPUT_MAX ?
+				 line_max : CONN_INPUT_MAX);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_HIWAT / 2, 0);
+	conn_apply_timeouts(c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static struct bufferevent *conn_new_tls_bev(struct conn *c)
+{
+	SSL *ssl = SSL_new(worker_tls_ctx(c->worker));
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return NULL;
+	/* With CLOSE_ON_FREE the bufferevent owns (and frees) the SSL and
+	 * the socket. */
+	bev = bufferevent_openssl_socket_new(worker_base(c->worker), c->fd,
+					     ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE |
+					     BEV_OPT_DEFER_CALLBACKS);
+	if (bev != NULL)
+		c->fd = -1;
+	return bev;
+}
+
+void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
+		 const struct listener_conf *l, const struct proto_ops *ops)
+{
+	const struct settings *set = worker_settings(w);
+	struct conn *c = xcalloc(1, sizeof(*c));
+
+	c->worker = w;
+	c->fd = fd;
+	c->ops = ops;
+	c->listener = l;
+	c->id = conn_next_id++;
+	c->is_loopback = sockaddr_is_loopback(sa);
+	sockaddr_ip(sa, c->ip, sizeof(c->ip));
+	if (worker_count_add(w, false, c->ip, set->max_conns_per_ip) < 0) {
+		static const char msg[] = "too many connections from your IP\r\n";
+		log_info("conn refused ip=%s reason=max_conns_per_ip", c->ip);
+		if (write(fd, msg, sizeof(msg) - 1) < 0) {
+			/* best effort */
+		}
+		close(fd);
+		free(c);
+		return;
+	}
+	c->idle_secs = set->idle_timeout_secs;
+	if (l->is_tls && worker_tls_ctx(w) != NULL) {
+		c->bev = conn_new_tls_bev(c);
+		c->is_tls = true;
+	} else if (!l->is_tls) {
+		c->bev = bufferevent_socket_new(worker_base(w), fd,
+						BEV_OPT_DEFER_CALLBACKS);
+	}
+	worker_conn_link(w, c);
+	if (c->bev == NULL) {
+		conn_destroy(c, "bufferevent failed");
+		return;
+	}
+	conn_setup_bev(c);
+	log_debug("conn id=%llu proto=%s ip=%s tls=%d",
+		  (unsigned long long)c->id, ops->name, c->ip, c->is_tls);
+	c->in_callback = true;
+	c->session = ops->create(c);
+	c->in_callback = false;
+	if (c->session == NULL || c->destroyed)
+		conn_destroy(c, "refused");
+}
+
+void conn_destroy(struct conn *c, const char *reason)
+{
+	if (c->in_callback) {
+		/* Finish the callback first; conn_after_callback frees. */
+		c->destroyed = true;
+		return;
+	}
+	if (c->session != NULL) {
+		void *session = c->session;
+		c->session = NULL;
+		c->ops->destroy(session, reason);
+	}
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->user != NULL)
+		worker_count_del(c->worker, true, c->user);
+	worker_count_del(c->worker, false, c->ip);
+	worker_conn_unlink(c->worker, c);
+	free(c->user);
+	free(c->close_reason);
+	free(c);
+}
+
+/* After any protocol callback: apply deferred close, back-pressure. */
+static void conn_after_callback(struct conn *c)
+{
+	c->in_callback = false;
+	if (c->destroyed) {
+		conn_destroy(c, c->close_reason ? c->close_reason : "closed");
+		return;
+	}
+	if (c->closing || c->tls_pending || c->input_paused ||
+	    conn_output_len(c) >= CONN_OUTPUT_HIWAT)
+		bufferevent_disable(c->bev, EV_READ);
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *ctx)
+{
+	struct conn *c = ctx;
+
+	if (c->closing || c->tls_pending || c->input_paused)
+		return;
+	c->in_callback = true;
+	c->ops->on_input(c->session);
+	conn_after_callback(c);
+}
+
+static void conn_switch_to_tls(struct conn *c)
+{
+	struct bufferevent *old = c->bev;
+
+	/* RFC 3207 section 4.2, RFC 2595 section 3.1: nothing the client
+	 * sent before the handshake is kept. */
+	c->tls_pending = false;
+	c->bev = conn_new_tls_bev(c);
+	bufferevent_free(old);
+	if (c->bev == NULL) {
+		c->destroyed = true;
+		return;
+	}
+	c->is_tls = true;
+	c->skipping_line = false;
+	conn_setup_bev(c);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *ctx)
+{
+	struct conn *c = ctx;
+
+	c->in_callback = true;
+	if (conn_output_len(c) == 0 && c->closing)
+		c->destroyed = true;
+	else if (conn_output_len(c) == 0 && c->tls_pending)
+		conn_switch_to_tls(c);
+	else if (!c->closing && c->ops->on_drain != NULL)
+		c->ops->on_drain(c->session);
+	conn_after_callback(c);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *ctx)
+{
+	struct conn *c = ctx;
+	const char *reason = "error";
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_EOF)
+		reason = "disconnected";
+	else if (what & BEV_EVENT_TIMEOUT)
+		reason = "timeout";
+	else if (c->is_tls && bufferevent_get_openssl_error(bev) != 0)
+		reason = "tls error";
+	conn_destroy(c, reason);
+}
+
+/* ---- protocol-facing API ---- */
+
+struct evbuffer *conn_input(struct conn *c)
+{
+	return bufferevent_get_input(c->bev);
+}
+
+struct evbuffer *conn_output(struct conn *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+size_t conn_output_len(struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void conn_write(struct conn *c, const void *data, size_t len)
+{
+	c->bytes_out += len;
+	bufferevent_write(c->bev, data, len);
+}
+
+void conn_printf(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		c->bytes_out += (uint64_t)n;
+}
+
+/* Discards input up to and including the next LF, if buffered. Returns
+ * true when the end of the line was found. */
+static bool conn_skip_line(struct evbuffer *in)
+{
+	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+
+	if (p.pos < 0) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return false;
+	}
+	evbuffer_drain(in, (size_t)p.pos + 1);
+	return true;
+}
+
+int conn_read_line(struct conn *c, size_t max_len, char **line_r,
+		   size_t *len_r)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr p;
+	size_t len;
+	char *line;
+
+	if (c->closing || c->tls_pending)
+		return 0;
+	if (c->skipping_line) {
+		if (!conn_skip_line(in))
+			return 0;
+		c->skipping_line = false;
+	}
+	p = evbuffer_search(in, "\n", 1, NULL);
+	if (p.pos < 0) {
+		if (evbuffer_get_length(in) <= max_len)
+			return 0;
+		c->skipping_line = !conn_skip_line(in);
+		return -1;
+	}
+	len = (size_t)p.pos;
+	if (len > max_len) {
+		evbuffer_drain(in, len + 1);
+		return -1;
+	}
+	line = xmalloc(len + 1);
+	evbuffer_remove(in, line, len);
+	evbuffer_drain(in, 1);
+	c->bytes_in += len + 1;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	line[len] = '\0';
+	*line_r = line;
+	*len_r = len;
+	return 1;
+}
+
+void conn_pause_input(struct conn *c, bool pause)
+{
+	if (c->input_paused == pause)
+		return;
+	c->input_paused = pause;
+	if (pause || c->in_callback)
+		return;	/* conn_after_callback applies it */
+	bufferevent_enable(c->bev, EV_READ);
+	/* Lines may already be buffered: run on_input again soon. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		bufferevent_trigger(c->bev, EV_READ,
+				    BEV_TRIG_IGNORE_WATERMARKS |
+				    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void conn_set_idle_timeout(struct conn *c, unsigned secs)
+{
+	c->idle_secs = secs;
+	conn_apply_timeouts(c);
+}
+
+void conn_close_after_flush(struct conn *c, const char *reason)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	free(c->close_reason);
+	c->close_reason = xstrdup(reason);
+	if (conn_output_len(c) == 0) {
+		if (c->in_callback)
+			c->destroyed = true;
+		else
+			conn_destroy(c, reason);
+	}
+}
+
+int conn_start_tls(struct conn *c)
+{
+	if (c->is_tls || worker_tls_ctx(c->worker) == NULL)
+		return -1;
+	c->tls_pending = true;
+	if (conn_output_len(c) == 0 && !c->in_callback)
+		conn_switch_to_tls(c);
+	else if (conn_output_len(c) == 0)
+		bufferevent_trigger(c->bev, EV_WRITE,
+				    BEV_TRIG_IGNORE_WATERMARKS |
+				    BEV_TRIG_DEFER_CALLBACKS);
+	return 0;
+}
+
+bool conn_is_tls(struct conn *c) { return c->is_tls; }
+bool conn_is_loopback(struct conn *c) { return c->is_loopback; }
+bool conn_tls_available(struct conn *c)
+{
+	return worker_tls_ctx(c->worker) != NULL;
+}
+bool conn_plaintext_auth_ok(struct conn *c)
+{
+	return c->is_tls || c->is_loopback ||
+		worker_settings(c->worker)->allow_plaintext_auth;
+}
+const char *conn_remote_ip(struct conn *c) { return c->ip; }
+uint64_t conn_id(struct conn *c) { return c->id; }
+const struct settings *conn_settings(struct conn *c)
+{
+	return worker_settings(c->worker);
+}
+struct event_base *conn_event_base(struct conn *c)
+{
+	return worker_base(c->worker);
+}
+const char *conn_user(struct conn *c) { return c->user; }
+uint64_t conn_bytes_in(struct conn *c) { return c->bytes_in; }
+uint64_t conn_bytes_out(struct conn *c) { return c->bytes_out; }
+
+int conn_set_user(struct conn *c, const char *user)
+{
+	if (c->user != NULL) {
+		worker_count_del(c->worker, true, c->user);
+		free(c->user);
+		c->user = NULL;
+	}
+	if (worker_count_add(c->worker, true, user,
+			     worker_settings(c->worker)->max_conns_per_user) < 0)
+		return -1;
+	c->user = xstrdup(user);
+	return 0;
+}

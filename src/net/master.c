@@ -1,0 +1,440 @@
+/* master.c: binds ports (also privileged ones when started as root), then
+ * forks the auth process (the only one that reads the password file; it
+ * keeps the master's user) and the workers (which drop to `user`). It
+ * restarts crashed children, replaces the workers on SIGHUP (old ones
+ * drain their sessions: nothing is dropped) and stops everything on
+ * SIGTERM. It parses no network input. */
+#include "net/master.h"
+#include "net/worker.h"
+#include "auth/auth_server.h"
+#include "conf/config.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MASTER_LISTEN_BACKLOG 1024
+#define MASTER_STOP_GRACE_SECS 5
+/* A child that dies sooner than this after its start is respawned only
+ * after MASTER_RESPAWN_DELAY_SECS, so a crash loop can't spin. */
+#define MASTER_FAST_CRASH_SECS 2
+#define MASTER_RESPAWN_DELAY_SECS 1
+
+enum child_role { CHILD_AUTH, CHILD_WORKER, CHILD_DRAINING };
+
+struct child {
+	pid_t pid;
+	enum child_role role;
+	int index;
+	time_t started;
+};
+
+struct master {
+	struct settings *set;
+	struct event_base *base;
+	int *fds;		/* one per set->listeners */
+	int auth_fd;
+	char *auth_path;
+	struct child *children;
+	size_t children_count;
+	unsigned workers;
+	bool stopping;
+	struct passwd *pw;	/* drop target, NULL = stay */
+	uid_t uid;
+	gid_t gid;
+	bool drop;
+};
+
+static int listen_tcp(const struct listener_conf *l)
+{
+	struct addrinfo hints = { 0 }, *ai = NULL;
+	char port[8];
+	int fd = -1, one = 1, err;
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%u", l->port);
+	err = getaddrinfo(l->host, port, &hints, &ai);
+	if (err != 0)
+		log_fatal("listen %s:%s: %s (use a numeric address)", l->host,
+			  port, gai_strerror(err));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	if (fd < 0)
+		log_fatal("socket() failed: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		log_fatal("bind(%s:%s) failed: %s", l->host, port,
+			  strerror(errno));
+	if (listen(fd, MASTER_LISTEN_BACKLOG) < 0)
+		log_fatal("listen(%s:%s) failed: %s", l->host, port,
+			  strerror(errno));
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static int listen_unix(const char *path, mode_t mode)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		log_fatal("unix socket path too long: %s", path);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		log_fatal("socket(AF_UNIX) failed: %s", strerror(errno));
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_fatal("unlink(%s) failed: %s", path, strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		log_fatal("bind(%s) failed: %s", path, strerror(errno));
+	if (chmod(path, mode) < 0)
+		log_fatal("chmod(%s) failed: %s", path, strerror(errno));
+	if (listen(fd, MASTER_LISTEN_BACKLOG) < 0)
+		log_fatal("listen(%s) failed: %s", path, strerror(errno));
+	return fd;
+}
+
+static void master_mkdir(const char *path, struct master *m)
+{
+	if (mkdir(path, 0750) < 0 && errno != EEXIST)
+		log_fatal("mkdir(%s) failed: %s", path, strerror(errno));
+	if (m->drop && chown(path, m->uid, m->gid) < 0)
+		log_fatal("chown(%s) failed: %s", path, strerror(errno));
+}
+
+static void master_bind(struct master *m)
+{
+	const struct settings *set = m->set;
+
+	m->fds = xcalloc(set->listeners_count, sizeof(*m->fds));
+	for (size_t i = 0; i < set->listeners_count; i++) {
+		const struct listener_conf *l = &set->listeners[i];
+		if (l->proto == PROTO_IMAP)
+			log_fatal("%s: IMAP listeners are not available yet",
+				  set->path);
+		/* The MTA (e.g. Postfix's lmtp client) must reach it. */
+		m->fds[i] = l->unix_path ? listen_unix(l->unix_path, 0666) :
+			listen_tcp(l);
+	}
+	master_mkdir(set->state_dir, m);
+	m->auth_path = xasprintf("%s/auth.sock", set->state_dir);
+	m->auth_fd = listen_unix(m->auth_path, 0600);
+	if (m->drop && chown(m->auth_path, m->uid, m->gid) < 0)
+		log_fatal("chown(%s) failed: %s", m->auth_path,
+			  strerror(errno));
+}
+
+static void master_drop_privileges(struct master *m)
+{
+	if (!m->drop)
+		return;
+	if (setgroups(0, NULL) < 0 || setgid(m->gid) < 0 ||
+	    setuid(m->uid) < 0)
+		log_fatal("dropping privileges to %s failed: %s",
+			  m->set->user, strerror(errno));
+	if (setuid(0) == 0)
+		log_fatal("privileges could be regained after dropping");
+}
+
+static void master_child_setup(struct master *m)
+{
+	/* A child must not outlive the master. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		_exit(0);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGUSR1, SIG_DFL);
+}
+
+static void master_spawn(struct master *m, struct child *c)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		log_error("fork() failed: %s", strerror(errno));
+		c->pid = -1;
+		return;
+	}
+	if (pid == 0) {
+		/* Libevent's state must not be shared with the child. */
+		event_reinit(m->base);
+		master_child_setup(m);
+		if (c->role == CHILD_AUTH) {
+			for (size_t i = 0; i < m->set->listeners_count; i++)
+				close(m->fds[i]);
+			auth_server_main(m->set, m->auth_fd);
+			_exit(0);
+		}
+		close(m->auth_fd);
+		master_drop_privileges(m);
+		worker_main(m->set, m->fds, c->index);
+	}
+	c->pid = pid;
+	c->started = time(NULL);
+	log_debug("started %s pid=%d", c->role == CHILD_AUTH ? "auth" :
+		  "worker", (int)pid);
+}
+
+static struct child *master_add_child(struct master *m, enum child_role role,
+				      int index)
+{
+	struct child *c;
+
+	m->children = xreallocarray(m->children, m->children_count + 1,
+				    sizeof(*m->children));
+	c = &m->children[m->children_count++];
+	c->role = role;
+	c->index = index;
+	c->pid = -1;
+	master_spawn(m, c);
+	return c;
+}
+
+static void master_respawn_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct master *m = ctx;
+
+	if (m->stopping)
+		return;
+	for (size_t i = 0; i < m->children_count; i++) {
+		if (m->children[i].pid == -1 &&
+		    m->children[i].role != CHILD_DRAINING)
+			master_spawn(m, &m->children[i]);
+	}
+}
+
+static void master_child_exited(struct master *m, pid_t pid, int status)
+{
+	for (size_t i = 0; i < m->children_count; i++) {
+		struct child *c = &m->children[i];
+		struct timeval tv = { MASTER_RESPAWN_DELAY_SECS, 0 };
+
+		if (c->pid != pid)
+			continue;
+		c->pid = -1;
+		if (c->role == CHILD_DRAINING) {
+			m->children[i] = m->children[--m->children_count];
+			return;
+		}
+		if (m->stopping)
+			return;
+		if (WIFSIGNALED(status))
+			log_error("%s pid=%d killed by signal %d; restarting",
+				  c->role == CHILD_AUTH ? "auth" : "worker",
+				  (int)pid, WTERMSIG(status));
+		else
+			log_error("%s pid=%d exited with %d; restarting",
+				  c->role == CHILD_AUTH ? "auth" : "worker",
+				  (int)pid, WEXITSTATUS(status));
+		if (time(NULL) - c->started < MASTER_FAST_CRASH_SECS)
+			event_base_once(m->base, -1, EV_TIMEOUT,
+					master_respawn_cb, m, &tv);
+		else
+			master_spawn(m, c);
+		return;
+	}
+}
+
+static bool master_has_children(struct master *m)
+{
+	for (size_t i = 0; i < m->children_count; i++) {
+		if (m->children[i].pid > 0)
+			return true;
+	}
+	return false;
+}
+
+static void master_kill_all(struct master *m, int sig)
+{
+	for (size_t i = 0; i < m->children_count; i++) {
+		if (m->children[i].pid > 0)
+			kill(m->children[i].pid, sig);
+	}
+}
+
+static void master_sigchld_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct master *m = ctx;
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		master_child_exited(m, pid, status);
+	if (m->stopping && !master_has_children(m))
+		event_base_loopbreak(m->base);
+}
+
+static void master_stop_timeout_cb(evutil_socket_t fd, short what,
+				   void *ctx)
+{
+	struct master *m = ctx;
+
+	log_warn("children still running after %d s: killing",
+		 MASTER_STOP_GRACE_SECS);
+	master_kill_all(m, SIGKILL);
+}
+
+static void master_sigterm_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct master *m = ctx;
+	struct timeval tv = { MASTER_STOP_GRACE_SECS, 0 };
+
+	if (m->stopping)
+		return;
+	log_info("stopping");
+	m->stopping = true;
+	master_kill_all(m, SIGTERM);
+	event_base_once(m->base, -1, EV_TIMEOUT, master_stop_timeout_cb, m,
+			&tv);
+	if (!master_has_children(m))
+		event_base_loopbreak(m->base);
+}
+
+/* Keeps the listeners of the running configuration: sockets were bound
+ * before privileges were dropped. */
+static bool master_same_listeners(const struct settings *a,
+				  const struct settings *b)
+{
+	if (a->listeners_count != b->listeners_count)
+		return false;
+	for (size_t i = 0; i < a->listeners_count; i++) {
+		const struct listener_conf *x = &a->listeners[i];
+		const struct listener_conf *y = &b->listeners[i];
+		if (x->proto != y->proto || x->is_tls != y->is_tls ||
+		    x->port != y->port ||
+		    strcmp(x->host ? x->host : "", y->host ? y->host : "") ||
+		    strcmp(x->unix_path ? x->unix_path : "",
+			   y->unix_path ? y->unix_path : ""))
+			return false;
+	}
+	return true;
+}
+
+static void master_sighup_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct master *m = ctx;
+	struct settings *set;
+	char *error;
+
+	if (config_load(m->set->path, &set, &error) < 0) {
+		log_error("reload failed, keeping the running config: %s",
+			  error);
+		free(error);
+		return;
+	}
+	if (!master_same_listeners(m->set, set) ||
+	    strcmp(m->set->state_dir, set->state_dir) != 0)
+		log_warn("reload: listener and state_dir changes need a "
+			 "restart; keeping the old ones");
+	/* Swap listeners and state_dir back: they are bound already. */
+	{
+		struct listener_conf *l = set->listeners;
+		size_t n = set->listeners_count;
+		char *dir = set->state_dir;
+		set->listeners = m->set->listeners;
+		set->listeners_count = m->set->listeners_count;
+		set->state_dir = m->set->state_dir;
+		m->set->listeners = l;
+		m->set->listeners_count = n;
+		m->set->state_dir = dir;
+	}
+	config_free(&m->set);
+	m->set = set;
+	log_set_level((enum log_level)set->log_level);
+	log_info("reloading: new workers, old ones drain their sessions");
+	for (size_t i = 0; i < m->children_count; i++) {
+		struct child *c = &m->children[i];
+		if (c->role == CHILD_AUTH && c->pid > 0)
+			kill(c->pid, SIGHUP);
+		else if (c->role == CHILD_WORKER) {
+			c->role = CHILD_DRAINING;
+			if (c->pid > 0)
+				kill(c->pid, SIGUSR1);
+		}
+	}
+	for (unsigned i = 0; i < m->workers; i++)
+		master_add_child(m, CHILD_WORKER, (int)i + 1);
+}
+
+static void master_resolve_user(struct master *m)
+{
+	if (geteuid() != 0 || m->set->user == NULL)
+		return;
+	m->pw = getpwnam(m->set->user);
+	if (m->pw == NULL)
+		log_fatal("%s: user %s does not exist", m->set->path,
+			  m->set->user);
+	m->uid = m->pw->pw_uid;
+	m->gid = m->pw->pw_gid;
+	m->drop = m->uid != 0;
+}
+
+int master_run(struct settings *set)
+{
+	struct master m = { .set = set, .auth_fd = -1 };
+	struct event *evs[4];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	log_set_tag("master");
+	log_set_level((enum log_level)set->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	master_resolve_user(&m);
+	master_bind(&m);
+	m.base = event_base_new();
+	if (m.base == NULL)
+		log_fatal("event_base_new failed");
+	m.workers = set->workers ? set->workers : (ncpu > 0 ? (unsigned)ncpu : 1);
+	evs[0] = evsignal_new(m.base, SIGCHLD, master_sigchld_cb, &m);
+	evs[1] = evsignal_new(m.base, SIGTERM, master_sigterm_cb, &m);
+	evs[2] = evsignal_new(m.base, SIGINT, master_sigterm_cb, &m);
+	evs[3] = evsignal_new(m.base, SIGHUP, master_sighup_cb, &m);
+	for (int i = 0; i < 4; i++)
+		event_add(evs[i], NULL);
+	master_add_child(&m, CHILD_AUTH, 0);
+	for (unsigned i = 0; i < m.workers; i++)
+		master_add_child(&m, CHILD_WORKER, (int)i + 1);
+	log_info("started workers=%u listeners=%zu", m.workers,
+		 set->listeners_count);
+
+	event_base_dispatch(m.base);
+
+	for (int i = 0; i < 4; i++)
+		event_free(evs[i]);
+	unlink(m.auth_path);
+	for (size_t i = 0; i < set->listeners_count; i++) {
+		close(m.fds[i]);
+		if (m.set->listeners[i].unix_path != NULL)
+			unlink(m.set->listeners[i].unix_path);
+	}
+	log_info("stopped");
+	free(m.fds);
+	free(m.auth_path);
+	free(m.children);
+	event_base_free(m.base);
+	config_free(&m.set);
+	return 0;
+}

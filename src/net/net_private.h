@@ -1,0 +1,31 @@
+/* net_private.h: what conn.c and worker.c share. */
+#ifndef HERON_NET_PRIVATE_H
+#define HERON_NET_PRIVATE_H
+
+#include "net/conn.h"
+
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+struct worker;
+
+/* Creates a connection for an accepted fd and calls ops->create. On
+ * failure the fd is closed. */
+void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
+		 const struct listener_conf *l, const struct proto_ops *ops);
+/* Closes a connection now (shutdown): destroy reason is given. */
+void conn_destroy(struct conn *conn, const char *reason);
+
+/* worker.c services for conn.c */
+struct event_base *worker_base(struct worker *w);
+const struct settings *worker_settings(struct worker *w);
+SSL_CTX *worker_tls_ctx(struct worker *w);
+/* Per-key counters (IPs, users). Returns the new count, or -1 when
+ * incrementing would pass max (then nothing changes). */
+int worker_count_add(struct worker *w, bool is_user, const char *key,
+		     unsigned max);
+void worker_count_del(struct worker *w, bool is_user, const char *key);
+void worker_conn_link(struct worker *w, struct conn *conn);
+void worker_conn_unlink(struct worker *w, struct conn *conn);
+
+#endif

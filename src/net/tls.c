@@ -1,0 +1,62 @@
+/* tls.c: OpenSSL 3 server context set-up. Certificates are (re)loaded
+ * whenever a worker starts, so SIGHUP, which replaces the workers, also
+ * reloads them. */
+#include "net/tls.h"
+#include "conf/config.h"
+
+#include <openssl/err.h>
+
+static const char *tls_last_error(const char *what)
+{
+	static char buf[256];
+	unsigned long e = ERR_get_error();
+
+	snprintf(buf, sizeof(buf), "%s: %s", what,
+		 e != 0 ? ERR_reason_error_string(e) : "unknown error");
+	ERR_clear_error();
+	return buf;
+}
+
+SSL_CTX *tls_ctx_create(const struct settings *set, const char **error_r)
+{
+	SSL_CTX *ctx;
+
+	if (set->tls_cert == NULL || set->tls_key == NULL) {
+		*error_r = "TLS is not configured (tls_cert, tls_key)";
+		return NULL;
+	}
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		*error_r = tls_last_error("SSL_CTX_new");
+		return NULL;
+	}
+	/* RFC 8314 section 4.1 / BCP 195: TLS 1.2 or newer. */
+	SSL_CTX_set_min_proto_version(ctx, set->tls_allow_tls10 ?
+				      TLS1_VERSION : TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+			    SSL_OP_NO_RENEGOTIATION |
+			    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* Keeps an idle TLS connection small: no buffers while idle. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_set_cipher_list(ctx, set->tls_ciphers) != 1) {
+		*error_r = tls_last_error("tls_ciphers");
+		goto out_free;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, set->tls_cert) != 1) {
+		*error_r = tls_last_error(set->tls_cert);
+		goto out_free;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, set->tls_key,
+					SSL_FILETYPE_PEM) != 1) {
+		*error_r = tls_last_error(set->tls_key);
+		goto out_free;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		*error_r = tls_last_error("key does not match certificate");
+		goto out_free;
+	}
+	return ctx;
+out_free:
+	SSL_CTX_free(ctx);
+	return NULL;
+}

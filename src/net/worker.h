@@ -1,0 +1,14 @@
+/* worker.h: a worker process: one event loop serving many connections on
+ * the listening sockets it inherited from the master. */
+#ifndef HERON_WORKER_H
+#define HERON_WORKER_H
+
+struct settings;
+
+/* Runs until SIGTERM (close everything now) or SIGUSR1 (stop accepting,
+ * exit when the last session ends: used for reloads). fds[i] is the
+ * listening socket of set->listeners[i]. Never returns. */
+void worker_main(const struct settings *set, const int *fds, int index)
+	__attribute__((noreturn));
+
+#endif
