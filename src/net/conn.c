@@ -50,6 +50,8 @@ struct conn {
 };
 
 static uint64_t conn_next_id = 1;
+/* Every connection of this process (a worker is one process). */
+static struct conn *conn_list;
 
 static void conn_read_cb(struct bufferevent *bev, void *ctx);
 static void conn_write_cb(struct bufferevent *bev, void *ctx);
@@ -156,12 +158,16 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 						BEV_OPT_DEFER_CALLBACKS);
 	}
 	worker_conn_link(w, c);
+	c->next = conn_list;
+	if (conn_list != NULL)
+		conn_list->prev = c;
+	conn_list = c;
 	if (c->bev == NULL) {
 		conn_destroy(c, "bufferevent failed");
 		return;
 	}
 	conn_setup_bev(c);
-	log_debug("conn id=%llu proto=%s ip=%s tls=%d",
+	log_info("connect id=%llu proto=%s ip=%s tls=%d",
 		  (unsigned long long)c->id, ops->name, c->ip, c->is_tls);
 	c->in_callback = true;
 	c->session = ops->create(c);
@@ -189,6 +195,12 @@ void conn_destroy(struct conn *c, const char *reason)
 	if (c->user != NULL)
 		worker_count_del(c->worker, true, c->user);
 	worker_count_del(c->worker, false, c->ip);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		conn_list = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
 	worker_conn_unlink(c->worker, c);
 	free(c->user);
 	free(c->close_reason);
@@ -267,6 +279,14 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *ctx)
 	else if (c->is_tls && bufferevent_get_openssl_error(bev) != 0)
 		reason = "tls error";
 	conn_destroy(c, reason);
+}
+
+void conn_destroy_all(const char *reason)
+{
+	while (conn_list != NULL) {
+		conn_list->in_callback = false;
+		conn_destroy(conn_list, reason);
+	}
 }
 
 /* ---- protocol-facing API ---- */
@@ -385,11 +405,15 @@ void conn_close_after_flush(struct conn *c, const char *reason)
 	c->closing = true;
 	free(c->close_reason);
 	c->close_reason = xstrdup(reason);
+	/* Never destroy synchronously here: the caller may still use its
+	 * session. The write callback finishes the job. */
 	if (conn_output_len(c) == 0) {
 		if (c->in_callback)
 			c->destroyed = true;
 		else
-			conn_destroy(c, reason);
+			bufferevent_trigger(c->bev, EV_WRITE,
+					    BEV_TRIG_IGNORE_WATERMARKS |
+					    BEV_TRIG_DEFER_CALLBACKS);
 	}
 }
 

@@ -180,8 +180,11 @@ static void master_spawn(struct master *m, struct child *c)
 		return;
 	}
 	if (pid == 0) {
-		/* Libevent's state must not be shared with the child. */
+		/* The master's event base must not be shared with the
+		 * child: give it its own epoll instance, then drop it. */
 		event_reinit(m->base);
+		event_base_free(m->base);
+		m->base = NULL;
 		master_child_setup(m);
 		if (c->role == CHILD_AUTH) {
 			for (size_t i = 0; i < m->set->listeners_count; i++)

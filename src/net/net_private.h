@@ -15,6 +15,8 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 		 const struct listener_conf *l, const struct proto_ops *ops);
 /* Closes a connection now (shutdown): destroy reason is given. */
 void conn_destroy(struct conn *conn, const char *reason);
+/* Destroys every connection of this process (worker shutdown). */
+void conn_destroy_all(const char *reason);
 
 /* worker.c services for conn.c */
 struct event_base *worker_base(struct worker *w);

@@ -111,13 +111,11 @@ static void worker_check_drained(struct worker *w)
 void worker_conn_link(struct worker *w, struct conn *conn)
 {
 	w->conns_count++;
-	(void)conn;
 }
 
 void worker_conn_unlink(struct worker *w, struct conn *conn)
 {
 	w->conns_count--;
-	(void)conn;
 	worker_check_drained(w);
 }
 
@@ -180,6 +178,9 @@ static void worker_signal_cb(evutil_socket_t sig, short what, void *ctx)
 		w->draining = true;
 		worker_check_drained(w);
 	} else {
+		/* POP3 sessions end without UPDATE (nothing is deleted);
+		 * unfinished LMTP transactions drop their temp files. */
+		conn_destroy_all("shutdown");
 		event_base_loopbreak(w->base);
 	}
 }

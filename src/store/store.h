@@ -88,6 +88,10 @@ void store_delivery_abort(struct store_delivery **d);
 int store_mailbox_open(struct store_user *su, const char *name,
 		       struct store_mailbox **mb_r, const char **error_r);
 void store_mailbox_close(struct store_mailbox **mb);
+/* Creates the Maildir++ folder for name (not INBOX): -1 with errno EEXIST
+ * if it exists, EINVAL if the name is not allowed (see maildir.c). */
+int store_mailbox_create(struct store_user *su, const char *name,
+			 const char **error_r);
 
 /* Takes the POP3 maildrop lock (RFC 1939 section 8: one POP3 session per
  * maildrop). Non-blocking: -1 with errno EWOULDBLOCK if another session

@@ -1,0 +1,367 @@
+/* index.c: the per-user LMDB index (<root>/heron.index, MDB_NOSUBDIR).
+ * One environment per path per process, shared by refcount: LMDB forbids
+ * opening an environment twice in one process (its POSIX locks would be
+ * dropped by the second close). A missing, corrupt or incompatible file is
+ * moved aside to heron.index.broken.<time> and recreated empty; mailboxes
+ * are then rebuilt lazily from heron-uidlist by sync.c. Does not fork-
+ * protect: open the store after fork(), never before. */
+#include "store/store_private.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct store_index *index_cache;
+
+int store_index_errno(int rc)
+{
+	if (rc > 0)
+		return rc;
+	if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
+		return ENOSPC;
+	if (rc == MDB_NOTFOUND)
+		return ENOENT;
+	return EIO;
+}
+
+bool store_index_is_corrupt(int rc)
+{
+	return rc == MDB_CORRUPTED || rc == MDB_INVALID ||
+		rc == MDB_VERSION_MISMATCH || rc == MDB_PAGE_NOTFOUND;
+}
+
+/* Opens the named databases and reads the meta record once, so a broken
+ * file shows up here rather than in the middle of a sync. */
+static int index_open_dbis(struct store_index *idx)
+{
+	struct index_meta meta;
+	MDB_txn *txn;
+	int rc;
+
+	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	if (rc != 0)
+		return rc;
+	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &idx->dbi_meta)) ||
+	    (rc = mdb_dbi_open(txn, "mbox", MDB_CREATE, &idx->dbi_mbox)) ||
+	    (rc = mdb_dbi_open(txn, "msg", MDB_CREATE, &idx->dbi_msg)) ||
+	    (rc = mdb_dbi_open(txn, "bname", MDB_CREATE, &idx->dbi_bname)) ||
+	    (rc = index_get_meta(idx, txn, &meta))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+static int index_env_open(struct store_index *idx)
+{
+	int rc;
+
+	rc = mdb_env_create(&idx->env);
+	if (rc != 0)
+		return rc;
+	if ((rc = mdb_env_set_mapsize(idx->env, STORE_INDEX_MAP_SIZE)) ||
+	    (rc = mdb_env_set_maxdbs(idx->env, 4)) ||
+	    (rc = mdb_env_open(idx->env, idx->path, MDB_NOSUBDIR | MDB_NOTLS,
+			       0600)))
+		goto fail;
+	/* Reader slots left by crashed processes. */
+	(void)mdb_reader_check(idx->env, NULL);
+	if ((rc = index_open_dbis(idx)) != 0)
+		goto fail;
+	return 0;
+fail:
+	mdb_env_close(idx->env);
+	idx->env = NULL;
+	return rc;
+}
+
+static int index_move_aside(const char *path, int rc)
+{
+	char broken[4096];
+
+	snprintf(broken, sizeof(broken), "%s.broken.%lld", path,
+		 (long long)time(NULL));
+	log_warn("store: index corrupt, rebuilding path=%s error=\"%s\" "
+		 "moved_to=%s", path, mdb_strerror(rc), broken);
+	if (rename(path, broken) < 0 && errno != ENOENT) {
+		log_error("store: rename(%s, %s) failed: %s", path, broken,
+			  strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Environments inherited over fork() must not be used (LMDB: "do not
+ * have open an env before fork") nor closed (closing clears the parent's
+ * reader slots): the child forgets them and opens its own. */
+static void index_cache_forget_forked(void)
+{
+	struct store_index **p = &index_cache;
+	pid_t pid = getpid();
+
+	while (*p != NULL) {
+		if ((*p)->pid != pid)
+			*p = (*p)->next;	/* left to the parent */
+		else
+			p = &(*p)->next;
+	}
+}
+
+int store_index_open(const char *path, struct store_index **index_r,
+		     char *errbuf, size_t errsize)
+{
+	struct store_index *idx;
+	int rc;
+
+	index_cache_forget_forked();
+	for (idx = index_cache; idx != NULL; idx = idx->next) {
+		if (strcmp(idx->path, path) == 0) {
+			idx->refcount++;
+			*index_r = idx;
+			return 0;
+		}
+	}
+	idx = xcalloc(1, sizeof(*idx));
+	idx->path = xstrdup(path);
+	rc = index_env_open(idx);
+	if (store_index_is_corrupt(rc) && index_move_aside(path, rc) == 0)
+		rc = index_env_open(idx);
+	if (rc != 0) {
+		snprintf(errbuf, errsize, "mdb_env_open(%s) failed: %s", path,
+			 mdb_strerror(rc));
+		free(idx->path);
+		free(idx);
+		errno = store_index_errno(rc);
+		return -1;
+	}
+	idx->refcount = 1;
+	idx->pid = getpid();
+	idx->next = index_cache;
+	index_cache = idx;
+	*index_r = idx;
+	return 0;
+}
+
+int store_index_txn_begin(struct store_index *idx, unsigned flags,
+			  MDB_txn **txn_r)
+{
+	if (idx->env == NULL)
+		return EIO;	/* a recovery failed to reopen it */
+	return mdb_txn_begin(idx->env, NULL, flags, txn_r);
+}
+
+int store_index_recover(struct store_index *idx, int rc)
+{
+	if (idx->env != NULL) {
+		mdb_env_close(idx->env);
+		idx->env = NULL;
+	}
+	if (index_move_aside(idx->path, rc) < 0)
+		return EIO;
+	rc = index_env_open(idx);
+	if (rc != 0)
+		log_error("store: reopening index path=%s failed: %s",
+			  idx->path, mdb_strerror(rc));
+	return rc;
+}
+
+void store_index_unref(struct store_index **_idx)
+{
+	struct store_index *idx = *_idx, **p;
+
+	if (idx == NULL)
+		return;
+	*_idx = NULL;
+	if (idx->pid != getpid())
+		return;		/* the parent's: see index_cache_forget_forked */
+	if (--idx->refcount > 0)
+		return;
+	for (p = &index_cache; *p != NULL; p = &(*p)->next) {
+		if (*p == idx) {
+			*p = idx->next;
+			break;
+		}
+	}
+	if (idx->env != NULL)
+		mdb_env_close(idx->env);
+	free(idx->path);
+	free(idx);
+}
+
+int index_get_meta(struct store_index *idx, MDB_txn *txn,
+		   struct index_meta *meta_r)
+{
+	MDB_val key = { 4, (void *)"meta" }, val;
+	int rc;
+
+	rc = mdb_get(txn, idx->dbi_meta, &key, &val);
+	if (rc == MDB_NOTFOUND) {
+		meta_r->next_mailbox_id = 1;
+		meta_r->last_uidvalidity = 0;
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	if (val.mv_size != sizeof(*meta_r))
+		return MDB_CORRUPTED;
+	memcpy(meta_r, val.mv_data, sizeof(*meta_r));
+	return 0;
+}
+
+int index_put_meta(struct store_index *idx, MDB_txn *txn,
+		   const struct index_meta *meta)
+{
+	MDB_val key = { 4, (void *)"meta" };
+	MDB_val val = { sizeof(*meta), (void *)meta };
+
+	return mdb_put(txn, idx->dbi_meta, &key, &val, 0);
+}
+
+int index_get_mbox(struct store_index *idx, MDB_txn *txn, const char *name,
+		   struct index_mbox *rec_r)
+{
+	MDB_val key = { strlen(name), (void *)name }, val;
+	int rc;
+
+	rc = mdb_get(txn, idx->dbi_mbox, &key, &val);
+	if (rc != 0)
+		return rc;
+	if (val.mv_size != sizeof(*rec_r))
+		return MDB_CORRUPTED;
+	memcpy(rec_r, val.mv_data, sizeof(*rec_r));
+	return 0;
+}
+
+int index_put_mbox(struct store_index *idx, MDB_txn *txn, const char *name,
+		   const struct index_mbox *rec)
+{
+	MDB_val key = { strlen(name), (void *)name };
+	MDB_val val = { sizeof(*rec), (void *)rec };
+
+	return mdb_put(txn, idx->dbi_mbox, &key, &val, 0);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+void index_msg_key(uint8_t buf[8], uint32_t id, uint32_t uid)
+{
+	put_be32(buf, id);
+	put_be32(buf + 4, uid);
+}
+
+int index_msg_decode(const MDB_val *val, struct index_msg_view *msg_r)
+{
+	const char *p = val->mv_data;
+
+	if (val->mv_size < sizeof(msg_r->hdr))
+		return -1;
+	memcpy(&msg_r->hdr, p, sizeof(msg_r->hdr));
+	if (val->mv_size != sizeof(msg_r->hdr) + msg_r->hdr.basename_len +
+	    msg_r->hdr.path_len || msg_r->hdr.basename_len == 0 ||
+	    msg_r->hdr.path_len < 5)
+		return -1;
+	msg_r->basename = p + sizeof(msg_r->hdr);
+	msg_r->path = msg_r->basename + msg_r->hdr.basename_len;
+	return 0;
+}
+
+int index_get_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		  uint32_t uid, struct index_msg_view *msg_r)
+{
+	uint8_t kbuf[8];
+	MDB_val key = { sizeof(kbuf), kbuf }, val;
+	int rc;
+
+	index_msg_key(kbuf, id, uid);
+	rc = mdb_get(txn, idx->dbi_msg, &key, &val);
+	if (rc != 0)
+		return rc;
+	return index_msg_decode(&val, msg_r) < 0 ? MDB_CORRUPTED : 0;
+}
+
+static void bname_key(uint8_t *buf, uint32_t id, const char *basename,
+		      size_t bn_len, MDB_val *key_r)
+{
+	put_be32(buf, id);
+	memcpy(buf + 4, basename, bn_len);
+	key_r->mv_data = buf;
+	key_r->mv_size = 4 + bn_len;
+}
+
+int index_put_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		  uint32_t uid, const struct index_msg *hdr,
+		  const char *basename, const char *path)
+{
+	uint8_t kbuf[8], bkey[4 + STORE_NAME_MAX];
+	uint8_t vbuf[sizeof(*hdr) + 2 * (STORE_NAME_MAX + 4)];
+	MDB_val key = { sizeof(kbuf), kbuf }, val, bk, bv;
+	int rc;
+
+	if (hdr->basename_len > STORE_NAME_MAX ||
+	    hdr->path_len > STORE_NAME_MAX + 4)
+		return EINVAL;
+	memcpy(vbuf, hdr, sizeof(*hdr));
+	memcpy(vbuf + sizeof(*hdr), basename, hdr->basename_len);
+	memcpy(vbuf + sizeof(*hdr) + hdr->basename_len, path, hdr->path_len);
+	val.mv_data = vbuf;
+	val.mv_size = sizeof(*hdr) + hdr->basename_len + hdr->path_len;
+	index_msg_key(kbuf, id, uid);
+	rc = mdb_put(txn, idx->dbi_msg, &key, &val, 0);
+	if (rc != 0)
+		return rc;
+	bname_key(bkey, id, basename, hdr->basename_len, &bk);
+	bv.mv_data = &uid;
+	bv.mv_size = sizeof(uid);
+	return mdb_put(txn, idx->dbi_bname, &bk, &bv, 0);
+}
+
+int index_del_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		  uint32_t uid)
+{
+	struct index_msg_view msg;
+	uint8_t kbuf[8], bkey[4 + STORE_NAME_MAX];
+	MDB_val key = { sizeof(kbuf), kbuf }, bk;
+	int rc;
+
+	rc = index_get_msg(idx, txn, id, uid, &msg);
+	if (rc != 0)
+		return rc;
+	bname_key(bkey, id, msg.basename, msg.hdr.basename_len, &bk);
+	rc = mdb_del(txn, idx->dbi_bname, &bk, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	index_msg_key(kbuf, id, uid);
+	return mdb_del(txn, idx->dbi_msg, &key, NULL);
+}
+
+int index_get_bname(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		    const char *basename, size_t bn_len, uint32_t *uid_r)
+{
+	uint8_t bkey[4 + STORE_NAME_MAX];
+	MDB_val bk, val;
+	int rc;
+
+	*uid_r = 0;
+	if (bn_len > STORE_NAME_MAX)
+		return 0;
+	bname_key(bkey, id, basename, bn_len, &bk);
+	rc = mdb_get(txn, idx->dbi_bname, &bk, &val);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (val.mv_size != sizeof(*uid_r))
+		return MDB_CORRUPTED;
+	memcpy(uid_r, val.mv_data, sizeof(*uid_r));
+	return 0;
+}

@@ -1,0 +1,425 @@
+/* maildir.c: users, folder names, Maildir file names and the per-message
+ * operations (open, flag change, expunge). Index bookkeeping is in
+ * index.c, directory synchronisation in sync.c, delivery in delivery.c.
+ *
+ * Folder names: "INBOX" (any case) is the Maildir itself; "A/B" is the
+ * Maildir++ folder ".A.B". Because '.' is Maildir++'s separator on disk,
+ * names containing '.' are refused (they would alias "A/B"), as are empty
+ * components, control bytes and names over STORE_MAILBOX_NAME_MAX. */
+#include "store/store_private.h"
+#include "conf/config.h"
+#include "lib/xmalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Maildir info letters in ASCII order, as the spec requires them sorted. */
+static const struct {
+	char letter;
+	uint32_t flag;
+} flag_letters[] = {
+	{ 'D', STORE_FLAG_DRAFT },
+	{ 'F', STORE_FLAG_FLAGGED },
+	{ 'P', STORE_FLAG_PASSED },
+	{ 'R', STORE_FLAG_ANSWERED },
+	{ 'S', STORE_FLAG_SEEN },
+	{ 'T', STORE_FLAG_DELETED },
+};
+
+int store_set_error(char *buf, const char **error_r, const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, STORE_ERROR_MAX, fmt, ap);
+	va_end(ap);
+	if (error_r != NULL)
+		*error_r = buf;
+	errno = err;
+	return -1;
+}
+
+uint32_t maildir_name_flags(const char *name, size_t len)
+{
+	const char *info = memchr(name, ':', len);
+	uint32_t flags = 0;
+
+	if (info == NULL || len - (size_t)(info - name) < 3 ||
+	    info[1] != '2' || info[2] != ',')
+		return 0;
+	for (const char *p = info + 3; p < name + len; p++) {
+		for (size_t i = 0; i < sizeof(flag_letters) /
+		     sizeof(flag_letters[0]); i++) {
+			if (*p == flag_letters[i].letter)
+				flags |= flag_letters[i].flag;
+		}
+	}
+	return flags;
+}
+
+int maildir_cur_path(char *buf, size_t size, const char *basename,
+		     size_t bn_len, uint32_t flags, const char *old_name,
+		     size_t old_len)
+{
+	const char *info = old_name ? memchr(old_name, ':', old_len) : NULL;
+	size_t len = 0;
+
+	if (bn_len + 8 > size)
+		return -1;
+	memcpy(buf, "cur/", 4);
+	memcpy(buf + 4, basename, bn_len);
+	memcpy(buf + 4 + bn_len, ":2,", 3);
+	len = 4 + bn_len + 3;
+	for (size_t i = 0; i < sizeof(flag_letters) / sizeof(flag_letters[0]);
+	     i++) {
+		if ((flags & flag_letters[i].flag) != 0)
+			buf[len++] = flag_letters[i].letter;
+	}
+	/* Keep keyword letters (a-z) other MUAs set. */
+	if (info != NULL && old_len - (size_t)(info - old_name) >= 3 &&
+	    info[1] == '2') {
+		for (const char *p = info + 3; p < old_name + old_len; p++) {
+			if (*p >= 'a' && *p <= 'z' && len + 1 < size)
+				buf[len++] = *p;
+		}
+	}
+	buf[len] = '\0';
+	return (int)len;
+}
+
+static bool name_matches(const char *name, const char *basename,
+			 size_t bn_len)
+{
+	return strncmp(name, basename, bn_len) == 0 &&
+		(name[bn_len] == '\0' || name[bn_len] == ':');
+}
+
+int maildir_find(const char *dir, const char *basename, size_t bn_len,
+		 char *buf, size_t size)
+{
+	static const char *const subs[] = { "cur", "new" };
+	struct dirent *de;
+	char path[4096];
+	DIR *d;
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
+		if ((d = opendir(path)) == NULL)
+			return -1;
+		while ((errno = 0, de = readdir(d)) != NULL) {
+			if (name_matches(de->d_name, basename, bn_len)) {
+				snprintf(buf, size, "%s/%s", subs[i],
+					 de->d_name);
+				closedir(d);
+				return 1;
+			}
+		}
+		closedir(d);
+	}
+	return 0;
+}
+
+int maildir_fsync_dir(const char *dir, const char *sub)
+{
+	char path[4096];
+	int fd, ret, err;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ret = fsync(fd);
+	err = errno;
+	close(fd);
+	errno = err;
+	return ret;
+}
+
+static bool mailbox_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > STORE_MAILBOX_NAME_MAX || name[0] == '/' ||
+	    name[len - 1] == '/' || strstr(name, "//") != NULL)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f || *p == '.')
+			return false;
+	}
+	return true;
+}
+
+int maildir_resolve(struct store_user *su, const char *name, char **key_r,
+		    char **dir_r)
+{
+	char *key;
+
+	if (strcasecmp(name, "INBOX") == 0) {
+		*key_r = xstrdup("INBOX");
+		*dir_r = xstrdup(su->root);
+		return 0;
+	}
+	if (!mailbox_name_valid(name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	key = xasprintf(".%s", name);
+	for (char *p = key; *p != '\0'; p++) {
+		if (*p == '/')
+			*p = '.';
+	}
+	*key_r = key;
+	*dir_r = xasprintf("%s/%s", su->root, key);
+	return 0;
+}
+
+static int mkdir_one(const char *path)
+{
+	return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Creates dir (and missing parents) plus tmp/ new/ cur/. */
+static int maildir_create_dirs(const char *dir, char *errbuf)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *p = path + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir_one(path) < 0)
+			goto fail;
+		*p = '/';
+	}
+	if (mkdir_one(path) < 0)
+		goto fail;
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
+		if (mkdir_one(path) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	return store_set_error(errbuf, NULL, "mkdir(%s) failed: %s", path,
+			       strerror(errno));
+}
+
+int store_user_open(const struct settings *set, const char *user,
+		    struct store_user **su_r, const char **error_r)
+{
+	static char error[STORE_ERROR_MAX];
+	struct store_user *su;
+	char *root, *path;
+	int ret;
+
+	root = config_mail_path(set, user);
+	if (root == NULL) {
+		errno = EINVAL;
+		return store_set_error(error, error_r,
+				       "invalid user name for mail_path");
+	}
+	if (maildir_create_dirs(root, error) < 0) {
+		free(root);
+		*error_r = error;
+		return -1;
+	}
+	path = xasprintf("%s/%s", root, STORE_INDEX_NAME);
+	su = xcalloc(1, sizeof(*su));
+	su->user = xstrdup(user);
+	su->root = root;
+	ret = store_index_open(path, &su->index, error, sizeof(error));
+	free(path);
+	if (ret < 0) {
+		int err = errno;
+
+		store_user_close(&su);
+		*error_r = error;
+		errno = err;
+		return -1;
+	}
+	*su_r = su;
+	return 0;
+}
+
+void store_user_close(struct store_user **_su)
+{
+	struct store_user *su = *_su;
+
+	if (su == NULL)
+		return;
+	*_su = NULL;
+	store_index_unref(&su->index);
+	free(su->user);
+	free(su->root);
+	free(su);
+}
+
+const char *store_user_name(const struct store_user *su)
+{
+	return su->user;
+}
+
+const char *store_user_root(const struct store_user *su)
+{
+	return su->root;
+}
+
+int store_mailbox_create(struct store_user *su, const char *name,
+			 const char **error_r)
+{
+	char *key, *dir, *path;
+	int fd, ret = -1;
+
+	if (maildir_resolve(su, name, &key, &dir) < 0)
+		return store_set_error(su->error, error_r,
+				       "invalid mailbox name");
+	if (strcmp(key, "INBOX") == 0 || mkdir(dir, 0700) < 0) {
+		if (strcmp(key, "INBOX") == 0)
+			errno = EEXIST;
+		store_set_error(su->error, error_r, "mkdir(%s) failed: %s",
+				dir, strerror(errno));
+		goto out;
+	}
+	if (maildir_create_dirs(dir, su->error) < 0) {
+		*error_r = su->error;
+		goto out;
+	}
+	/* Maildir++ marks subfolders with an empty "maildirfolder" file. */
+	path = xasprintf("%s/maildirfolder", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	free(path);
+	if (fd >= 0)
+		close(fd);
+	ret = 0;
+out:
+	free(key);
+	free(dir);
+	return ret;
+}
+
+int store_mailbox_open(struct store_user *su, const char *name,
+		       struct store_mailbox **mb_r, const char **error_r)
+{
+	struct store_mailbox *mb;
+	char *key, *dir, *path;
+	struct stat st;
+	int ret;
+
+	if (maildir_resolve(su, name, &key, &dir) < 0)
+		return store_set_error(su->error, error_r,
+				       "invalid mailbox name");
+	path = xasprintf("%s/cur", dir);
+	ret = stat(path, &st);
+	free(path);
+	if (ret < 0 || !S_ISDIR(st.st_mode)) {
+		if (ret == 0)
+			errno = ENOTDIR;
+		store_set_error(su->error, error_r, "mailbox %s: %s", name,
+				strerror(errno));
+		free(key);
+		free(dir);
+		return -1;
+	}
+	mb = xcalloc(1, sizeof(*mb));
+	mb->su = su;
+	mb->key = key;
+	mb->dir = dir;
+	mb->pop3_fd = -1;
+	if (store_sync(mb, true) < 0) {
+		int err = errno;
+
+		snprintf(su->error, sizeof(su->error), "%s", mb->error);
+		store_mailbox_close(&mb);
+		*error_r = su->error;
+		errno = err;
+		return -1;
+	}
+	*mb_r = mb;
+	return 0;
+}
+
+void store_mailbox_close(struct store_mailbox **_mb)
+{
+	struct store_mailbox *mb = *_mb;
+
+	if (mb == NULL)
+		return;
+	*_mb = NULL;
+	if (mb->pop3_fd >= 0)
+		close(mb->pop3_fd);	/* releases the flock */
+	free(mb->msgs);
+	free(mb->strings);
+	free(mb->key);
+	free(mb->dir);
+	free(mb);
+}
+
+int store_mailbox_lock_pop3(struct store_mailbox *mb, const char **error_r)
+{
+	char path[4096];
+	int fd;
+
+	if (mb->pop3_fd >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", mb->dir, STORE_POP3_LOCK_NAME);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return store_set_error(mb->error, error_r,
+				       "open(%s) failed: %s", path,
+				       strerror(errno));
+	/* RFC 1939 section 8: one session per maildrop. flock() locks
+	 * belong to the open file, so two sessions in one process also
+	 * exclude each other. */
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+
+		close(fd);
+		errno = err == EAGAIN ? EWOULDBLOCK : err;
+		return store_set_error(mb->error, error_r,
+				       "flock(%s) failed: %s", path,
+				       strerror(errno));
+	}
+	mb->pop3_fd = fd;
+	return 0;
+}
+
+int store_mailbox_sync(struct store_mailbox *mb, const char **error_r)
+{
+	if (store_sync(mb, true) < 0) {
+		*error_r = mb->error;
+		return -1;
+	}
+	return 0;
+}
+
+uint32_t store_mailbox_uidvalidity(const struct store_mailbox *mb)
+{
+	return mb->rec.uidvalidity;
+}
+
+uint32_t store_mailbox_uidnext(const struct store_mailbox *mb)
+{
+	return mb->rec.uidnext;
+}
+
+uint32_t store_mailbox_count(const struct store_mailbox *mb)
+{
+	return mb->count;
+}
+
+const struct store_msg *store_mailbox_msg(const struct store_mailbox *mb,
+					  uint32_t index)
+{
+	return index < mb->count ? &mb->msgs[index] : NULL;
+}

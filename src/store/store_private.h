@@ -1,0 +1,236 @@
+/* store_private.h: internals shared by the src/store files. Nothing outside the
+ * store module includes this, except tests/unit/test_store.c (fault
+ * injection hooks at the bottom).
+ *
+ * On-disk layout of one user:
+ *   <root>/{tmp,new,cur}            INBOX
+ *   <root>/.A.B/{tmp,new,cur}       folder "A/B" (Maildir++)
+ *   <folder>/heron-uidlist          "1 V<uidvalidity> N<uidnext>" then
+ *                                   "<uid> <basename>" lines
+ *   <folder>/heron-pop3.lock        flock()ed by the POP3 session
+ *   <root>/heron.index (+ -lock)    LMDB, see struct index_* below */
+#ifndef HERON_STORE_PRIVATE_H
+#define HERON_STORE_PRIVATE_H
+
+#include "store/store.h"
+
+#include <lmdb.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define STORE_INDEX_NAME "heron.index"
+#define STORE_UIDLIST_NAME "heron-uidlist"
+#define STORE_POP3_LOCK_NAME "heron-pop3.lock"
+#define STORE_ERROR_MAX 512
+/* Sparse file: only touched pages take disk space. */
+#define STORE_INDEX_MAP_SIZE ((size_t)1 << 30)
+/* Longest file name we index (NAME_MAX on Linux). */
+#define STORE_NAME_MAX 255
+/* Longest mailbox name accepted (its Maildir++ dir must fit NAME_MAX). */
+#define STORE_MAILBOX_NAME_MAX 250
+/* Rewrite heron-uidlist when it has more lines than 2 * messages + this. */
+#define STORE_UIDLIST_SLACK 64
+/* "cur/" + ":2," + "DFPRST" + keyword letters: room kept after each path
+ * in a view so a flag change can be written in place. SIZE-MATH */
+#define STORE_PATH_EXTRA (4 + 3 + 6 + 26 + 1)
+
+/* One LMDB environment per index path per process (LMDB forbids opening
+ * the same environment twice in a process); refcounted. */
+struct store_index {
+	struct store_index *next;
+	char *path;
+	unsigned refcount;
+	pid_t pid;		/* process that opened env */
+	MDB_env *env;
+	MDB_dbi dbi_meta;	/* "meta" -> struct index_meta */
+	MDB_dbi dbi_mbox;	/* mailbox key -> struct index_mbox */
+	MDB_dbi dbi_msg;	/* (id BE32, uid BE32) -> index_msg + names */
+	MDB_dbi dbi_bname;	/* (id BE32, basename) -> uid (u32) */
+};
+
+/* Records are stored in host byte order (the index never leaves the
+ * machine); keys are big-endian so they sort by number. */
+struct index_meta {
+	uint32_t next_mailbox_id;
+	uint32_t last_uidvalidity;
+};
+
+struct index_mbox {
+	uint32_t id;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t next_keyword;
+	uint64_t highestmodseq;
+	uint32_t count;		/* messages */
+	uint32_t uidlist_lines;	/* "<uid> <basename>" lines in the file */
+};
+
+/* Followed by basename_len bytes of basename, then path_len bytes of the
+ * path ("new/..." or "cur/..."), no NULs. */
+struct index_msg {
+	uint32_t flags;
+	uint16_t basename_len;
+	uint16_t path_len;
+	uint64_t keywords;
+	uint64_t size;
+	uint64_t vsize;
+	int64_t internal_date;
+	uint64_t modseq;
+};
+
+/* A decoded message record; the strings point into LMDB memory (valid
+ * until the transaction ends) and are not NUL-terminated. */
+struct index_msg_view {
+	struct index_msg hdr;
+	const char *basename;
+	const char *path;
+};
+
+struct store_user {
+	char *user;
+	char *root;
+	struct store_index *index;
+	char error[STORE_ERROR_MAX];
+};
+
+struct store_mailbox {
+	struct store_user *su;
+	char *key;		/* index key: "INBOX" or ".A.B" */
+	char *dir;		/* absolute folder directory */
+	struct index_mbox rec;	/* as of the last sync */
+	struct store_msg *msgs;	/* sorted by UID */
+	uint32_t count;
+	char *strings;		/* basenames and paths of msgs, one block */
+	int pop3_fd;
+	char error[STORE_ERROR_MAX];
+};
+
+struct store_delivery {
+	struct store_user *su;
+	char *key;		/* mailbox index key */
+	char *dir;		/* folder directory */
+	char *tmp_path;		/* absolute tmp/ file */
+	char base[128];		/* unique name, without ,S=,W= */
+	int fd;
+	uint64_t size;
+	uint64_t vsize;
+	bool last_was_cr;
+};
+
+/* ---- maildir.c ---- */
+/* Maps a mailbox name to its index key and directory. -1 with errno
+ * EINVAL on names that are not allowed. Caller frees both. */
+int maildir_resolve(struct store_user *su, const char *name, char **key_r,
+		    char **dir_r);
+/* Flags from a file name's ":2," suffix (none for other names). */
+uint32_t maildir_name_flags(const char *name, size_t len);
+/* Writes "cur/<basename>:2,<letters><keywords>" into buf; keywords are
+ * the lowercase letters kept from the old name (may be NULL). Returns the
+ * length, or -1 when it does not fit. */
+int maildir_cur_path(char *buf, size_t size, const char *basename,
+		     size_t bn_len, uint32_t flags, const char *old_name,
+		     size_t old_len);
+/* Searches new/ and cur/ of dir for a file with this basename; writes
+ * "new/<name>" or "cur/<name>" into buf. Returns 1 found, 0 not, -1 err. */
+int maildir_find(const char *dir, const char *basename, size_t bn_len,
+		 char *buf, size_t size);
+int maildir_fsync_dir(const char *dir, const char *sub);
+/* snprintf into the object's error buffer; returns -1, errno kept. */
+int store_set_error(char *buf, const char **error_r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- index.c ---- */
+int store_index_open(const char *path, struct store_index **index_r,
+		     char *errbuf, size_t errsize);
+void store_index_unref(struct store_index **index);
+/* mdb_txn_begin(), or EIO when the environment could not be reopened. */
+int store_index_txn_begin(struct store_index *idx, unsigned flags,
+			  MDB_txn **txn_r);
+/* For a corruption found while running (rc): closes the environment,
+ * moves the file aside and opens a fresh one in place, so every holder of
+ * idx continues on the new file. No transaction may be open. Returns 0
+ * or an LMDB code. */
+int store_index_recover(struct store_index *idx, int rc);
+/* errno for an LMDB return code (ENOSPC for a full map, EIO for
+ * corruption). */
+int store_index_errno(int rc);
+bool store_index_is_corrupt(int rc);
+int index_get_meta(struct store_index *idx, MDB_txn *txn,
+		   struct index_meta *meta_r);
+int index_put_meta(struct store_index *idx, MDB_txn *txn,
+		   const struct index_meta *meta);
+/* Returns 0, MDB_NOTFOUND or another LMDB error. */
+int index_get_mbox(struct store_index *idx, MDB_txn *txn, const char *key,
+		   struct index_mbox *rec_r);
+int index_put_mbox(struct store_index *idx, MDB_txn *txn, const char *key,
+		   const struct index_mbox *rec);
+void index_msg_key(uint8_t buf[8], uint32_t id, uint32_t uid);
+static inline uint32_t store_get_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+		((uint32_t)p[2] << 8) | p[3];
+}
+/* Decodes a message value; -1 if malformed. */
+int index_msg_decode(const MDB_val *val, struct index_msg_view *msg_r);
+int index_get_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		  uint32_t uid, struct index_msg_view *msg_r);
+int index_put_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		  uint32_t uid, const struct index_msg *hdr,
+		  const char *basename, const char *path);
+/* Deletes the message record and its basename entry. */
+int index_del_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		  uint32_t uid);
+/* uid_r = 0 when not found. */
+int index_get_bname(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		    const char *basename, size_t bn_len, uint32_t *uid_r);
+
+/* ---- uidlist.c ---- */
+struct uidlist_ent {
+	uint32_t uid;
+	uint32_t name_off;
+	uint16_t name_len;
+};
+
+struct uidlist {
+	uint32_t uidvalidity;	/* 0 = unknown */
+	uint32_t uidnext;	/* max(N, highest uid + 1) */
+	struct uidlist_ent *ents;	/* sorted by basename */
+	size_t count;
+	char *names;
+};
+
+/* Reads <dir>/heron-uidlist; a missing file gives an empty list. */
+int uidlist_read(const char *dir, struct uidlist *ul, char *errbuf,
+		 size_t errsize);
+/* Returns the uid recorded for basename, 0 if none. */
+uint32_t uidlist_lookup(const struct uidlist *ul, const char *basename,
+			size_t bn_len);
+void uidlist_free(struct uidlist *ul);
+/* Appends text (whole lines) with O_APPEND and fdatasync()s. -1 with
+ * errno ENOENT when the file does not exist (caller rewrites). */
+int uidlist_append(const char *dir, const char *text, size_t len,
+		   char *errbuf, size_t errsize);
+/* Writes the whole file from the index (tmp + fsync + rename). Sets
+ * rec->uidlist_lines. */
+int uidlist_rewrite(const char *dir, struct store_index *idx, MDB_txn *txn,
+		    struct index_mbox *rec, char *errbuf, size_t errsize);
+
+/* ---- sync.c ---- */
+/* Syncs the mailbox; rebuilds the view when build_view is true. */
+int store_sync(struct store_mailbox *mb, bool build_view);
+
+/* ---- fault injection (tests only) ---- */
+enum store_fault_step {
+	STORE_FAULT_NONE,
+	STORE_FAULT_WRITE,
+	STORE_FAULT_FSYNC,
+	STORE_FAULT_CLOSE,
+	STORE_FAULT_LINK,
+	STORE_FAULT_DIR_FSYNC,
+};
+/* When store_fault_step is set, that delivery step fails with
+ * store_fault_errno. */
+extern enum store_fault_step store_fault_step;
+extern int store_fault_errno;
+
+#endif

@@ -1,0 +1,704 @@
+/* sync.c: brings a mailbox's index records in line with its new/ and cur/
+ * directories and rebuilds the view. A first pass runs in a read
+ * transaction; only when it finds a difference is the directory scanned
+ * again and the change applied under the LMDB write transaction, which
+ * serialises all heron writers (and heron-uidlist appends) of the user.
+ * A mailbox without an index record (new, or index lost) is rebuilt from
+ * heron-uidlist, keeping UIDVALIDITY and the UIDs of files still present.
+ * Limits: file names over STORE_NAME_MAX bytes and dot files are ignored. */
+#include "store/store_private.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct scan_ent {
+	uint32_t off;		/* "new/<name>" or "cur/<name>" in names */
+	uint16_t len;		/* of that path */
+	uint16_t bn_len;	/* basename = names + off + 4 */
+	uint32_t flags;
+	bool is_seen;		/* matched an index record */
+};
+
+struct sync_upd {
+	uint32_t uid;
+	size_t ent;
+};
+
+struct sync_ctx {
+	struct store_mailbox *mb;
+	struct store_index *idx;
+	MDB_txn *txn;
+	struct scan_ent *ents;
+	size_t count, cap;
+	char *names;
+	size_t names_len, names_cap;
+
+	struct index_mbox rec;
+	bool is_rec_missing;
+	uint32_t *dels;
+	size_t del_count;
+	struct sync_upd *upds;
+	size_t upd_count;
+	size_t new_count;
+	struct uidlist ul;
+};
+
+static const char *scan_names;
+
+#define ENT_BN(ctx, e) ((ctx)->names + (e)->off + 4)
+
+static int bn_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int r = memcmp(a, b, alen < blen ? alen : blen);
+
+	return r != 0 ? r : (alen < blen ? -1 : alen > blen);
+}
+
+/* By basename; "cur/" sorts before "new/" for the same basename. */
+static int ent_cmp(const void *a, const void *b)
+{
+	const struct scan_ent *x = a, *y = b;
+	int r = bn_cmp(scan_names + x->off + 4, x->bn_len,
+		       scan_names + y->off + 4, y->bn_len);
+
+	return r != 0 ? r : memcmp(scan_names + x->off, scan_names + y->off, 3);
+}
+
+static void scan_add(struct sync_ctx *ctx, const char *sub, const char *name)
+{
+	size_t len = strlen(name), bn_len = strcspn(name, ":");
+	struct scan_ent *e;
+
+	if (name[0] == '.' || len > STORE_NAME_MAX || bn_len == 0)
+		return;
+	if (ctx->count == ctx->cap) {
+		ctx->cap = ctx->cap ? ctx->cap * 2 : 256;
+		ctx->ents = xreallocarray(ctx->ents, ctx->cap,
+					  sizeof(*ctx->ents));
+	}
+	while (ctx->names_len + len + 5 > ctx->names_cap) {
+		ctx->names_cap = ctx->names_cap ? ctx->names_cap * 2 : 16384;
+		ctx->names = xrealloc(ctx->names, ctx->names_cap);
+	}
+	e = &ctx->ents[ctx->count++];
+	e->off = (uint32_t)ctx->names_len;
+	e->len = (uint16_t)(len + 4);
+	e->bn_len = (uint16_t)bn_len;
+	e->flags = strcmp(sub, "cur") == 0 ? maildir_name_flags(name, len) : 0;
+	e->is_seen = false;
+	memcpy(ctx->names + ctx->names_len, sub, 3);
+	ctx->names[ctx->names_len + 3] = '/';
+	memcpy(ctx->names + ctx->names_len + 4, name, len + 1);
+	ctx->names_len += len + 5;
+}
+
+static int scan_dir(struct sync_ctx *ctx, const char *sub)
+{
+	struct dirent *de;
+	char path[4096];
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", ctx->mb->dir, sub);
+	if ((d = opendir(path)) == NULL)
+		return store_set_error(ctx->mb->error, NULL,
+				       "opendir(%s) failed: %s", path,
+				       strerror(errno));
+	while ((errno = 0, de = readdir(d)) != NULL)
+		scan_add(ctx, sub, de->d_name);
+	if (errno != 0) {
+		store_set_error(ctx->mb->error, NULL, "readdir(%s) failed: %s",
+				path, strerror(errno));
+		closedir(d);
+		return -1;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Reads new/ and cur/, sorts by basename, drops duplicates (a file seen
+ * in both while another MUA moved it: the cur/ one wins). */
+static int scan(struct sync_ctx *ctx)
+{
+	size_t i, j;
+
+	ctx->count = 0;
+	ctx->names_len = 0;
+	if (scan_dir(ctx, "new") < 0 || scan_dir(ctx, "cur") < 0)
+		return -1;
+	scan_names = ctx->names;
+	if (ctx->count > 1)
+		qsort(ctx->ents, ctx->count, sizeof(*ctx->ents), ent_cmp);
+	for (i = j = 0; i < ctx->count; i++) {
+		if (j > 0 && bn_cmp(ENT_BN(ctx, &ctx->ents[j - 1]),
+				    ctx->ents[j - 1].bn_len,
+				    ENT_BN(ctx, &ctx->ents[i]),
+				    ctx->ents[i].bn_len) == 0)
+			continue;
+		ctx->ents[j++] = ctx->ents[i];
+	}
+	ctx->count = j;
+	return 0;
+}
+
+static struct scan_ent *scan_find(struct sync_ctx *ctx, const char *bn,
+				  size_t bn_len)
+{
+	size_t lo = 0, hi = ctx->count;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		struct scan_ent *e = &ctx->ents[mid];
+		int r = bn_cmp(bn, bn_len, ENT_BN(ctx, e), e->bn_len);
+
+		if (r == 0)
+			return e;
+		if (r < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+static void plan_reset(struct sync_ctx *ctx)
+{
+	ctx->del_count = 0;
+	ctx->upd_count = 0;
+	ctx->new_count = 0;
+	ctx->is_rec_missing = false;
+	for (size_t i = 0; i < ctx->count; i++)
+		ctx->ents[i].is_seen = false;
+}
+
+static void plan_record(struct sync_ctx *ctx, uint32_t uid,
+			const struct index_msg_view *msg)
+{
+	struct scan_ent *e = scan_find(ctx, msg->basename,
+				       msg->hdr.basename_len);
+
+	if (e == NULL) {
+		ctx->dels = xreallocarray(ctx->dels, ctx->del_count + 1,
+					  sizeof(*ctx->dels));
+		ctx->dels[ctx->del_count++] = uid;
+		return;
+	}
+	e->is_seen = true;
+	if (e->len != msg->hdr.path_len ||
+	    memcmp(ctx->names + e->off, msg->path, e->len) != 0) {
+		ctx->upds = xreallocarray(ctx->upds, ctx->upd_count + 1,
+					  sizeof(*ctx->upds));
+		ctx->upds[ctx->upd_count].uid = uid;
+		ctx->upds[ctx->upd_count++].ent = (size_t)(e - ctx->ents);
+	}
+}
+
+/* Compares the index with the scan. Returns 1 if anything differs, 0 if
+ * not, -1 on error (an LMDB code in *rc_r). */
+static int plan(struct sync_ctx *ctx, int *rc_r)
+{
+	struct index_msg_view msg;
+	uint8_t kbuf[8];
+	MDB_val key = { sizeof(kbuf), kbuf }, val;
+	MDB_cursor *cur;
+	int rc;
+
+	plan_reset(ctx);
+	rc = index_get_mbox(ctx->idx, ctx->txn, ctx->mb->key, &ctx->rec);
+	if (rc == MDB_NOTFOUND) {
+		ctx->is_rec_missing = true;
+		ctx->new_count = ctx->count;
+		return 1;
+	}
+	if (rc != 0 || (rc = mdb_cursor_open(ctx->txn, ctx->idx->dbi_msg,
+					     &cur)) != 0) {
+		*rc_r = rc;
+		return -1;
+	}
+	index_msg_key(kbuf, ctx->rec.id, 0);
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != 8 || memcmp(key.mv_data, kbuf, 4) != 0)
+			break;
+		if (index_msg_decode(&val, &msg) < 0) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		plan_record(ctx, store_get_be32((uint8_t *)key.mv_data + 4),
+			    &msg);
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		*rc_r = rc;
+		return -1;
+	}
+	for (size_t i = 0; i < ctx->count; i++) {
+		if (!ctx->ents[i].is_seen)
+			ctx->new_count++;
+	}
+	return ctx->del_count + ctx->upd_count + ctx->new_count > 0;
+}
+
+/* A new mailbox record; UIDVALIDITY and UIDNEXT from heron-uidlist when
+ * there is one, else a UIDVALIDITY never handed out before. */
+static int apply_new_rec(struct sync_ctx *ctx)
+{
+	struct index_meta meta;
+	uint32_t now = (uint32_t)time(NULL);
+	int rc;
+
+	if (uidlist_read(ctx->mb->dir, &ctx->ul, ctx->mb->error,
+			 sizeof(ctx->mb->error)) < 0)
+		return -1;
+	if ((rc = index_get_meta(ctx->idx, ctx->txn, &meta)) != 0)
+		return rc;
+	memset(&ctx->rec, 0, sizeof(ctx->rec));
+	ctx->rec.id = meta.next_mailbox_id++;
+	ctx->rec.uidvalidity = ctx->ul.uidvalidity;
+	if (ctx->rec.uidvalidity == 0) {
+		ctx->rec.uidvalidity = now > meta.last_uidvalidity ? now :
+			meta.last_uidvalidity + 1;
+	}
+	if (ctx->rec.uidvalidity > meta.last_uidvalidity)
+		meta.last_uidvalidity = ctx->rec.uidvalidity;
+	ctx->rec.uidnext = ctx->ul.uidnext > 0 ? ctx->ul.uidnext : 1;
+	ctx->rec.highestmodseq = 1;
+	if (ctx->ul.count > 0)
+		log_info("store: rebuilding mailbox index from %s dir=%s "
+			 "uidvalidity=%u known_uids=%zu files=%zu",
+			 STORE_UIDLIST_NAME, ctx->mb->dir,
+			 ctx->rec.uidvalidity, ctx->ul.count, ctx->count);
+	return index_put_meta(ctx->idx, ctx->txn, &meta);
+}
+
+static int apply_dels_upds(struct sync_ctx *ctx)
+{
+	struct index_msg_view msg;
+	struct index_msg hdr;
+	int rc;
+
+	for (size_t i = 0; i < ctx->del_count; i++) {
+		rc = index_del_msg(ctx->idx, ctx->txn, ctx->rec.id,
+				   ctx->dels[i]);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		if (rc == 0 && ctx->rec.count > 0)
+			ctx->rec.count--;
+	}
+	for (size_t i = 0; i < ctx->upd_count; i++) {
+		const struct scan_ent *e = &ctx->ents[ctx->upds[i].ent];
+		char bn[STORE_NAME_MAX + 1];
+
+		rc = index_get_msg(ctx->idx, ctx->txn, ctx->rec.id,
+				   ctx->upds[i].uid, &msg);
+		if (rc != 0)
+			return rc;
+		hdr = msg.hdr;
+		memcpy(bn, msg.basename, hdr.basename_len);
+		if (hdr.flags != e->flags)
+			hdr.modseq = ++ctx->rec.highestmodseq;
+		hdr.flags = e->flags;
+		hdr.path_len = e->len;
+		rc = index_put_msg(ctx->idx, ctx->txn, ctx->rec.id,
+				   ctx->upds[i].uid, &hdr, bn,
+				   ctx->names + e->off);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Value of ",<tag>=<digits>" in the basename, or -1. */
+static int64_t bn_number(const char *bn, size_t bn_len, char tag)
+{
+	for (size_t i = 0; i + 3 < bn_len; i++) {
+		uint64_t n = 0;
+		size_t j;
+
+		if (bn[i] != ',' || bn[i + 1] != tag || bn[i + 2] != '=')
+			continue;
+		for (j = i + 3; j < bn_len && bn[j] >= '0' && bn[j] <= '9' &&
+		     n < (UINT64_C(1) << 50); j++)
+			n = n * 10 + (uint64_t)(bn[j] - '0');
+		if (j > i + 3 && (j == bn_len || bn[j] == ','))
+			return (int64_t)n;
+	}
+	return -1;
+}
+
+/* Octets with bare LFs counted twice; -1 on read error. */
+static int count_vsize(const char *path, uint64_t *vsize_r)
+{
+	char buf[65536];
+	bool prev_cr = false;
+	uint64_t v = 0;
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	while ((r = read(fd, buf, sizeof(buf))) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			return -1;
+		}
+		for (ssize_t i = 0; i < r; i++) {
+			v += buf[i] == '\n' && !prev_cr ? 2 : 1;
+			prev_cr = buf[i] == '\r';
+		}
+	}
+	close(fd);
+	*vsize_r = v;
+	return 0;
+}
+
+/* Fills hdr for a file new to the index; 1 ok, 0 vanished, -1 error. */
+static int new_msg_hdr(struct sync_ctx *ctx, const struct scan_ent *e,
+		       struct index_msg *hdr)
+{
+	const char *bn = ENT_BN(ctx, e);
+	int64_t s = bn_number(bn, e->bn_len, 'S');
+	int64_t w = bn_number(bn, e->bn_len, 'W');
+	char path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", ctx->mb->dir, ctx->names + e->off);
+	memset(hdr, 0, sizeof(*hdr));
+	if (stat(path, &st) < 0 ||
+	    (w < 0 && count_vsize(path, &hdr->vsize) < 0)) {
+		if (errno == ENOENT)
+			return 0;
+		return store_set_error(ctx->mb->error, NULL,
+				       "stat(%s) failed: %s", path,
+				       strerror(errno));
+	}
+	hdr->flags = e->flags;
+	hdr->basename_len = e->bn_len;
+	hdr->path_len = e->len;
+	hdr->size = s >= 0 ? (uint64_t)s : (uint64_t)st.st_size;
+	if (w >= 0)
+		hdr->vsize = (uint64_t)w;
+	hdr->internal_date = st.st_mtime;
+	return 1;
+}
+
+/* Delivery order: names start with the delivery time in seconds, so the
+ * leading number compares numerically, the rest bytewise. */
+static int delivery_cmp(const void *a, const void *b)
+{
+	const struct scan_ent *x = *(struct scan_ent *const *)a;
+	const struct scan_ent *y = *(struct scan_ent *const *)b;
+	const char *xn = scan_names + x->off + 4, *yn = scan_names + y->off + 4;
+	size_t xd = strspn(xn, "0123456789"), yd = strspn(yn, "0123456789");
+
+	if (xd != yd && xd > 0 && yd > 0)
+		return xd < yd ? -1 : 1;
+	return bn_cmp(xn, x->bn_len, yn, y->bn_len);
+}
+
+static struct scan_ent **new_ents_sorted(struct sync_ctx *ctx)
+{
+	struct scan_ent **v = xreallocarray(NULL, ctx->new_count + 1,
+					    sizeof(*v));
+	size_t n = 0;
+
+	for (size_t i = 0; i < ctx->count; i++) {
+		if (!ctx->ents[i].is_seen)
+			v[n++] = &ctx->ents[i];
+	}
+	scan_names = ctx->names;
+	qsort(v, n, sizeof(*v), delivery_cmp);
+	ctx->new_count = n;
+	return v;
+}
+
+/* UID for a new file: the one heron-uidlist remembers when rebuilding
+ * (and it is still free), else UIDNEXT. */
+static int pick_uid(struct sync_ctx *ctx, const struct scan_ent *e,
+		    uint32_t *uid_r)
+{
+	struct index_msg_view msg;
+	uint32_t uid = uidlist_lookup(&ctx->ul, ENT_BN(ctx, e), e->bn_len);
+	int rc;
+
+	if (uid != 0) {
+		rc = index_get_msg(ctx->idx, ctx->txn, ctx->rec.id, uid, &msg);
+		if (rc == MDB_NOTFOUND) {
+			*uid_r = uid;
+			if (uid >= ctx->rec.uidnext)
+				ctx->rec.uidnext = uid + 1;
+			return 0;
+		}
+		if (rc != 0)
+			return rc;
+	}
+	if (ctx->rec.uidnext == UINT32_MAX)
+		return MDB_MAP_FULL;	/* UIDs exhausted: reported ENOSPC */
+	*uid_r = ctx->rec.uidnext++;
+	return 0;
+}
+
+static void text_append(char **buf, size_t *len, size_t *cap, uint32_t uid,
+			const char *bn, size_t bn_len)
+{
+	while (*len + bn_len + 16 > *cap) {
+		*cap = *cap ? *cap * 2 : 4096;
+		*buf = xrealloc(*buf, *cap);
+	}
+	*len += (size_t)snprintf(*buf + *len, *cap - *len, "%u %.*s\n", uid,
+				 (int)bn_len, bn);
+}
+
+static int apply_news(struct sync_ctx *ctx, char **text, size_t *text_len)
+{
+	struct scan_ent **v = new_ents_sorted(ctx);
+	size_t cap = 0;
+	struct index_msg hdr;
+	uint32_t uid;
+	int rc = 0, ret;
+
+	for (size_t i = 0; i < ctx->new_count && rc == 0; i++) {
+		ret = new_msg_hdr(ctx, v[i], &hdr);
+		if (ret <= 0) {
+			rc = ret < 0 ? -1 : 0;
+			continue;
+		}
+		if ((rc = pick_uid(ctx, v[i], &uid)) != 0)
+			break;
+		hdr.modseq = ++ctx->rec.highestmodseq;
+		rc = index_put_msg(ctx->idx, ctx->txn, ctx->rec.id, uid, &hdr,
+				   ENT_BN(ctx, v[i]), ctx->names + v[i]->off);
+		ctx->rec.count++;
+		text_append(text, text_len, &cap, uid, ENT_BN(ctx, v[i]),
+			    v[i]->bn_len);
+	}
+	free(v);
+	return rc;
+}
+
+static int apply_uidlist(struct sync_ctx *ctx, const char *text, size_t len)
+{
+	struct store_mailbox *mb = ctx->mb;
+	uint32_t lines = 0;
+
+	for (size_t i = 0; i < len; i++)
+		lines += text[i] == '\n';
+	if (!ctx->is_rec_missing &&
+	    ctx->rec.uidlist_lines + lines <= 2 * ctx->rec.count +
+	    STORE_UIDLIST_SLACK) {
+		if (len == 0)
+			return 0;
+		if (uidlist_append(mb->dir, text, len, mb->error,
+				   sizeof(mb->error)) == 0) {
+			ctx->rec.uidlist_lines += lines;
+			return 0;
+		}
+		if (errno != ENOENT)
+			return -1;
+	}
+	return uidlist_rewrite(mb->dir, ctx->idx, ctx->txn, &ctx->rec,
+			       mb->error, sizeof(mb->error));
+}
+
+/* Applies the plan in the write transaction. Returns 0, -1 (error set,
+ * errno kept) or an LMDB code. */
+static int apply(struct sync_ctx *ctx)
+{
+	char *text = NULL;
+	size_t text_len = 0;
+	int rc;
+
+	if (ctx->is_rec_missing && (rc = apply_new_rec(ctx)) != 0)
+		return rc;
+	if ((rc = apply_dels_upds(ctx)) != 0 ||
+	    (rc = apply_news(ctx, &text, &text_len)) != 0) {
+		free(text);
+		return rc;
+	}
+	rc = apply_uidlist(ctx, text, text_len);
+	free(text);
+	if (rc != 0)
+		return rc;
+	return index_put_mbox(ctx->idx, ctx->txn, ctx->mb->key, &ctx->rec);
+}
+
+static void view_set(struct store_mailbox *mb, struct store_msg *msgs,
+		     size_t *offs, uint32_t count, char *strings)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		msgs[i].basename = strings + offs[2 * i];
+		msgs[i].path = strings + offs[2 * i + 1];
+	}
+	free(mb->msgs);
+	free(mb->strings);
+	mb->msgs = msgs;
+	mb->count = count;
+	mb->strings = strings;
+}
+
+/* Appends one record to the view arrays; the path gets room to grow by a
+ * flag change (STORE_PATH_EXTRA). */
+static void view_add(struct store_msg *m, size_t *offs, char **strings,
+		     size_t *len, size_t *cap, uint32_t uid,
+		     const struct index_msg_view *msg)
+{
+	size_t bn = msg->hdr.basename_len, pl = msg->hdr.path_len;
+	size_t need = bn + 1 + (pl > bn + STORE_PATH_EXTRA ? pl :
+				bn + STORE_PATH_EXTRA) + 1; /* SIZE-MATH */
+
+	while (*len + need > *cap) {
+		*cap = *cap ? *cap * 2 : 16384;
+		*strings = xrealloc(*strings, *cap);
+	}
+	m->uid = uid;
+	m->flags = msg->hdr.flags;
+	m->keywords = msg->hdr.keywords;
+	m->size = msg->hdr.size;
+	m->vsize = msg->hdr.vsize;
+	m->internal_date = (time_t)msg->hdr.internal_date;
+	m->modseq = msg->hdr.modseq;
+	offs[0] = *len;
+	memcpy(*strings + *len, msg->basename, bn);
+	(*strings)[*len + bn] = '\0';
+	offs[1] = *len + bn + 1;
+	memcpy(*strings + offs[1], msg->path, pl);
+	(*strings)[offs[1] + pl] = '\0';
+	*len += need;
+}
+
+static int build_view(struct store_mailbox *mb, MDB_txn *txn,
+		      const struct index_mbox *rec)
+{
+	struct store_index *idx = mb->su->index;
+	size_t cap = rec->count + 1, len = 0, scap = 0, *offs;
+	struct store_msg *msgs = xcalloc(cap, sizeof(*msgs));
+	struct index_msg_view msg;
+	char *strings = NULL;
+	uint32_t n = 0;
+	uint8_t kbuf[8];
+	MDB_val key = { sizeof(kbuf), kbuf }, val;
+	MDB_cursor *cur;
+	int rc;
+
+	offs = xreallocarray(NULL, cap, 2 * sizeof(*offs));
+	if ((rc = mdb_cursor_open(txn, idx->dbi_msg, &cur)) != 0)
+		goto out;
+	index_msg_key(kbuf, rec->id, 0);
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != 8 || memcmp(key.mv_data, kbuf, 4) != 0)
+			break;
+		if (index_msg_decode(&val, &msg) < 0) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if (n == cap) {
+			cap *= 2;
+			msgs = xreallocarray(msgs, cap, sizeof(*msgs));
+			offs = xreallocarray(offs, cap, 2 * sizeof(*offs));
+		}
+		view_add(&msgs[n], &offs[2 * n], &strings, &len, &scap,
+			 store_get_be32((uint8_t *)key.mv_data + 4), &msg);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (rc == 0 || rc == MDB_NOTFOUND) {
+		rc = 0;
+		view_set(mb, msgs, offs, n, strings);
+		msgs = NULL;
+		strings = NULL;
+	}
+out:
+	free(msgs);
+	free(offs);
+	free(strings);
+	return rc;
+}
+
+static int sync_write(struct sync_ctx *ctx, bool want_view)
+{
+	int rc, changed;
+
+	if ((rc = store_index_txn_begin(ctx->idx, 0, &ctx->txn)) != 0)
+		return rc;
+	/* Rescan under the write lock: no other heron process changes the
+	 * index (or our files through the store API) meanwhile. */
+	if (scan(ctx) < 0) {
+		rc = -1;
+		goto abort;
+	}
+	if ((changed = plan(ctx, &rc)) < 0)
+		goto abort;
+	if (changed > 0 && (rc = apply(ctx)) != 0)
+		goto abort;
+	if (want_view && (rc = build_view(ctx->mb, ctx->txn, &ctx->rec)) != 0)
+		goto abort;
+	rc = mdb_txn_commit(ctx->txn);
+	ctx->txn = NULL;
+	return rc;
+abort:
+	mdb_txn_abort(ctx->txn);
+	ctx->txn = NULL;
+	return rc;
+}
+
+static int sync_run(struct sync_ctx *ctx, bool want_view)
+{
+	int rc, changed;
+
+	if (scan(ctx) < 0)
+		return -1;
+	rc = store_index_txn_begin(ctx->idx, MDB_RDONLY, &ctx->txn);
+	if (rc != 0)
+		return rc;
+	changed = plan(ctx, &rc);
+	if (changed == 0 && want_view)
+		rc = build_view(ctx->mb, ctx->txn, &ctx->rec);
+	mdb_txn_abort(ctx->txn);
+	ctx->txn = NULL;
+	if (changed != 0 && rc == 0)
+		rc = sync_write(ctx, want_view);
+	return rc;
+}
+
+int store_sync(struct store_mailbox *mb, bool want_view)
+{
+	struct sync_ctx ctx;
+	int rc, err;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.mb = mb;
+	ctx.idx = mb->su->index;
+	rc = sync_run(&ctx, want_view);
+	if (store_index_is_corrupt(rc)) {
+		/* Found while reading: rebuild once, like at open. */
+		log_error("store: index corrupt path=%s error=\"%s\"",
+			  ctx.idx->path, mdb_strerror(rc));
+		uidlist_free(&ctx.ul);
+		if (store_index_recover(ctx.idx, rc) == 0)
+			rc = sync_run(&ctx, want_view);
+	}
+	if (rc == 0)
+		mb->rec = ctx.rec;
+	free(ctx.ents);
+	free(ctx.names);
+	free(ctx.dels);
+	free(ctx.upds);
+	uidlist_free(&ctx.ul);
+	if (rc == 0 || rc == -1)
+		return rc;
+	err = store_index_errno(rc);
+	store_set_error(mb->error, NULL, "index sync of %s failed: %s",
+			mb->dir, mdb_strerror(rc));
+	errno = err;
+	return -1;
+}

@@ -1,0 +1,293 @@
+"""The daemon as a whole: password file robustness, the auth failure
+delay, worker restarts after a crash, SIGHUP reloads, SIGTERM."""
+
+import os
+import poplib
+import signal
+import socket
+import time
+
+import pytest
+
+import heronlib
+from heronlib import (PASSWORDS, LineClient, crlf, data_file, deliver,
+                      pop3_login, pop3_open, wait_for)
+
+
+def login_ok(port, user, pw):
+    p = poplib.POP3("127.0.0.1", port, timeout=heronlib.IO_TIMEOUT)
+    try:
+        p.user(user)
+        p.pass_(pw)
+        p.stat()
+        p.quit()
+        return True
+    except poplib.error_proto:
+        p.close()
+        return False
+
+
+@pytest.mark.heron_passwd_extra(
+    "this line has no colon",
+    "eve:{NOSUCHSCHEME}abcdef",
+    ":{PLAIN}emptyname",
+    "mallory:",
+    "trent:{SHA512-CRYPT}$6$broken",
+    "\x00\x01binary:{PLAIN}x",
+    "peggy:{PLAIN}peggy-pw:1000:1000::/home/peggy:/bin/sh:extra",
+)
+def test_malformed_passwd_lines(heron):
+    text = open(heron.passwd).read()
+    # The bad lines sit between alice and bob, dave (and carol).
+    assert text.index("this line has no colon") < text.index("bob:")
+    for user in ("alice", "bob", "dave"):
+        assert login_ok(heron.pop3_port, user, PASSWORDS[user]), user
+    assert login_ok(heron.pop3_port, "peggy", "peggy-pw")
+    for user, pw in (("eve", "abcdef"), ("mallory", ""),
+                     ("trent", "x"), ("", "emptyname")):
+        c = pop3_open(heron.pop3_port)
+        c.cmd("USER " + user) if user else c.cmd("USER")
+        r = c.cmd("PASS " + pw) if pw else c.cmd("PASS")
+        assert r.startswith(b"-ERR"), (user, r)
+        c.close()
+
+
+def test_auth_failure_delay(heron):
+    """auth_fail_delay_msecs = 50 doubling up to 200 per IP: 50 + 100 +
+    200 ms at least for three failures. Only lower bounds are asserted."""
+    times = []
+    for i in range(3):
+        c = pop3_open(heron.pop3_port)
+        assert c.cmd("USER alice").startswith(b"+OK")
+        t0 = time.monotonic()
+        r = c.cmd("PASS wrong-%d" % i)
+        times.append(time.monotonic() - t0)
+        assert r.startswith(b"-ERR [AUTH]"), r
+        c.close()
+    total = sum(times)
+    assert times[0] >= 0.045, times
+    assert max(times[1:]) >= 0.095, \
+        "the delay did not grow past the first delay: %r" % times
+    assert total >= 0.33, "3 failures took only %.3fs: %r" % (total, times)
+    # A correct password still works (the delay does not lock out).
+    assert login_ok(heron.pop3_port, "alice", PASSWORDS["alice"])
+
+
+def test_auth_failure_delay_does_not_block_others(heron):
+    """While one client waits out its delay, another session on the same
+    worker set is served (the delay must not block a worker)."""
+    slow = []
+    for i in range(4):
+        c = pop3_open(heron.pop3_port)
+        c.cmd("USER alice")
+        c.send(b"PASS wrong\r\n")
+        slow.append(c)
+    p = poplib.POP3("127.0.0.1", heron.pop3_port,
+                    timeout=heronlib.IO_TIMEOUT)
+    assert p.capa()
+    p.user("bob")
+    p.pass_(PASSWORDS["bob"])
+    assert p.noop().startswith(b"+OK")
+    p.quit()
+    for c in slow:
+        assert c.readline().startswith(b"-ERR")
+        c.close()
+
+
+def worker_of(heron, client):
+    """The child process that serves this client connection."""
+    local_port = client.sock.getsockname()[1]
+    inode = heronlib.tcp_socket_inode(heron.pop3_port, local_port)
+    assert inode, "server socket not found in /proc/net/tcp"
+    pids = heronlib.pids_holding_inode(heron.children(), inode)
+    assert len(pids) == 1, "expected one child holding the socket: %r" % pids
+    return pids[0]
+
+
+def test_killed_worker_is_restarted(heron):
+    heron.allow_log_error(r"worker|signal|killed|exit|died|child")
+    deliver(heron, "alice", crlf(data_file("simple.eml")))
+    before = heron.children()
+    assert len(before) >= 3, "expected auth + 2 workers: %r" % before
+    c = pop3_open(heron.pop3_port, "bob")
+    victim = worker_of(heron, c)
+    os.kill(victim, signal.SIGKILL)
+    # The victim's client sees its connection end.
+    assert c.is_closed(5)
+    c.close()
+
+    def restarted():
+        kids = heron.children()
+        return victim not in kids and len(kids) == len(before)
+    wait_for(restarted, 10, what="the master to replace the killed worker")
+    deadline = time.monotonic() + 60
+    for i in range(20):
+        assert time.monotonic() < deadline, "20 logins took over 60 s"
+        p = poplib.POP3("127.0.0.1", heron.pop3_port,
+                        timeout=heronlib.IO_TIMEOUT)
+        p.user("alice")
+        p.pass_(PASSWORDS["alice"])
+        assert p.stat()[0] == 1, i
+        p.quit()
+    # LMTP is served too.
+    deliver(heron, "alice", crlf(data_file("8bit.eml")))
+
+
+def test_killed_worker_releases_lock(heron):
+    heron.allow_log_error(r"worker|signal|killed|exit|died|child")
+    deliver(heron, "alice", crlf(data_file("simple.eml")))
+    c = pop3_open(heron.pop3_port, "alice")
+    victim = worker_of(heron, c)
+    os.kill(victim, signal.SIGKILL)
+    c.is_closed(5)
+    c.close()
+    # alice's mailbox is not stuck [IN-USE] forever.
+    ok = wait_for(lambda: login_ok(heron.pop3_port, "alice",
+                                   PASSWORDS["alice"]),
+                  10, interval=0.3, what="alice can log in again")
+    assert ok
+
+
+def test_sighup_adds_user_and_keeps_sessions(heron):
+    deliver(heron, "alice", crlf(data_file("simple.eml")))
+    old = pop3_open(heron.pop3_port, "alice")
+    assert old.cmd("STAT").startswith(b"+OK 1 ")
+    lm = heronlib.LmtpRaw.tcp(heron.lmtp_port)
+    lm.greet_lhlo()
+    assert not login_ok(heron.pop3_port, "zed", "zed-pw")
+    heron.passwd_lines.append("zed:{PLAIN}zed-pw")
+    heron.write_passwd()
+    master_before = heron.pid
+    heron.hup()
+    wait_for(lambda: login_ok(heron.pop3_port, "zed", "zed-pw"), 10,
+             interval=0.2, what="new user zed to log in after SIGHUP")
+    assert heron.proc.poll() is None and heron.pid == master_before
+    # Existing sessions survive the reload.
+    assert old.cmd("NOOP").startswith(b"+OK")
+    r = old.cmd("RETR 1")
+    assert r.startswith(b"+OK"), r
+    old.read_multiline()
+    assert old.cmd("QUIT").startswith(b"+OK")
+    old.close()
+    assert lm.cmd("MAIL FROM:<s@example.org>")[0] == 250
+    assert lm.cmd("RCPT TO:<zed>")[0] == 250
+    assert lm.cmd("DATA")[0] == 354
+    lm.send_data(crlf(data_file("8bit.eml")))
+    assert lm.reply()[0] == 250
+    lm.close()
+    assert login_ok(heron.pop3_port, "alice", PASSWORDS["alice"])
+
+
+def test_sighup_removes_user(heron):
+    assert login_ok(heron.pop3_port, "bob", PASSWORDS["bob"])
+    heron.passwd_lines = [ln for ln in heron.passwd_lines
+                          if not ln.startswith("bob:")]
+    heron.write_passwd()
+    heron.hup()
+    wait_for(lambda: not login_ok(heron.pop3_port, "bob", PASSWORDS["bob"]),
+             10, interval=0.3, what="bob to be refused after SIGHUP")
+    assert login_ok(heron.pop3_port, "alice", PASSWORDS["alice"])
+
+
+def test_sighup_with_broken_config_keeps_running(heron):
+    heron.allow_log_error(r"config|reload|no_such_key|heron\.conf")
+    with open(heron.conf, "a") as f:
+        f.write("no_such_key = 1\n")
+    heron.hup()
+    time.sleep(0.5)
+    assert heron.proc.poll() is None, "daemon died on a bad reload"
+    assert login_ok(heron.pop3_port, "alice", PASSWORDS["alice"])
+    # Restore so that teardown is clean.
+    heron.write_config()
+
+
+def test_sigterm_with_open_sessions(heron):
+    c1 = pop3_open(heron.pop3_port, "alice")
+    c2 = pop3_open(heron.pop3_port)
+    lm = heronlib.LmtpRaw.tcp(heron.lmtp_port)
+    lm.greet_lhlo()
+    heron.stop()   # bounded; fails if the daemon or a child lingers
+    for c in (c1, c2, lm.c):
+        assert c.is_closed(5)
+        c.close()
+    heron.start()
+    assert login_ok(heron.pop3_port, "alice", PASSWORDS["alice"])
+
+
+def test_many_concurrent_sessions(heron):
+    deliver(heron, "bob", crlf(data_file("simple.eml")))
+    conns = []
+    for i in range(30):
+        c = LineClient.connect(heron.pop3_port)
+        conns.append(c)
+    for c in conns:
+        assert c.readline().startswith(b"+OK")
+    for c in conns:
+        c.send(b"CAPA\r\n")
+    for c in conns:
+        assert c.readline().startswith(b"+OK")
+        c.read_multiline()
+    for c in conns:
+        c.close()
+    assert login_ok(heron.pop3_port, "bob", PASSWORDS["bob"])
+
+
+# The limit is counted per worker (src/net/worker.c), so one worker here.
+@pytest.mark.heron_conf(max_conns_per_ip="5", workers="1")
+def test_max_conns_per_ip(heron):
+    conns = [pop3_open(heron.pop3_port) for _ in range(5)]
+    extra = LineClient.connect(heron.pop3_port)
+    try:
+        line = extra.readline(5)
+        refused = line.startswith(b"-ERR")
+    except (EOFError, ConnectionResetError, socket.timeout):
+        refused = True
+    assert refused, "6th connection from one IP was greeted: %r" % line
+    extra.close()
+    for c in conns:
+        c.close()
+    wait_for(lambda: login_ok(heron.pop3_port, "alice", PASSWORDS["alice"]),
+             5, interval=0.2, what="connections to be counted down")
+
+
+@pytest.mark.heron_conf(idle_timeout="2")
+def test_idle_timeout(heron):
+    c = pop3_open(heron.pop3_port, "alice")
+    assert c.is_closed(10), "idle session not closed"
+    c.close()
+    assert login_ok(heron.pop3_port, "alice", PASSWORDS["alice"])
+
+
+@pytest.mark.heron_conf(max_conns_per_ip="3", workers="1")
+def test_max_conns_per_ip_lmtp_reply(heron):
+    conns = [heronlib.LmtpRaw.tcp(heron.lmtp_port) for _ in range(3)]
+    for lm in conns:
+        assert lm.reply()[0] == 220
+    extra = LineClient.connect(heron.lmtp_port)
+    try:
+        line = extra.readline(5)
+    except (EOFError, ConnectionResetError, socket.timeout):
+        line = None
+    # RFC 5321 3.8 / 4.2.3: a refusing server answers 421, then closes.
+    assert line is None or line.startswith(b"421"), \
+        "LMTP refusal is not an SMTP reply: %r" % line
+    extra.close()
+    for lm in conns:
+        lm.close()
+
+
+def test_log_has_no_unexpected_warnings(heron):
+    """STYLE.md 10: a normal run (logins, delivery, RETR, shutdown) logs no
+    warnings: neither Heron's "warn" lines nor libevent's "[warn]"."""
+    deliver(heron, "alice", crlf(data_file("simple.eml")))
+    assert login_ok(heron.pop3_port, "alice", PASSWORDS["alice"])
+    lm = heronlib.LmtpRaw.unix(heron.lmtp_sock)
+    lm.greet_lhlo()
+    lm.cmd("QUIT")
+    lm.close()
+    heron.stop()
+    warn = [ln for ln in heron.log_text().splitlines()
+            if ln.startswith("[warn]") or ln.startswith("[err]")
+            or " warn [" in ln]
+    assert not warn, "\n".join(warn[:10])
+    heron.start()   # for the fixture's own stop
