@@ -14,10 +14,13 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+# Sanitizer builds pass their flags in EXTRA_CFLAGS / EXTRA_LDFLAGS.
+override CFLAGS += $(EXTRA_CFLAGS)
+override LDFLAGS += $(EXTRA_LDFLAGS)
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
 	-fno-strict-aliasing -Isrc $(PKG_CFLAGS)
-LDLIBS += $(PKG_LIBS)
+override LDLIBS += $(PKG_LIBS)
 
 LIB_SRCS := $(sort $(wildcard src/lib/*.c src/conf/*.c src/net/*.c \
 	src/auth/*.c src/store/*.c src/pop3/*.c src/lmtp/*.c src/mail/*.c \
@@ -28,6 +31,9 @@ MAIN_OBJS := $(MAIN_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+ASAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
 
 .PHONY: all run test asan fuzz bench deps deps-test clean unit
 all: $(BUILD)/heron $(UNIT_BINS)
@@ -63,19 +69,20 @@ run: deps
 test: deps-test
 	$(MAKE) all
 	$(MAKE) BUILD=build-asan CC=clang \
-		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-		LDFLAGS="-fsanitize=address,undefined" all
+		CFLAGS="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS)" \
+		EXTRA_LDFLAGS="$(ASAN_FLAGS)" all
 	scripts/test.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CC=clang \
-		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-		LDFLAGS="-fsanitize=address,undefined" all
+		CFLAGS="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS)" \
+		EXTRA_LDFLAGS="$(ASAN_FLAGS)" all
 
 fuzz:
 	@mkdir -p build-fuzz
 	$(MAKE) BUILD=build-fuzz CC=clang \
-		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+		CFLAGS="-O1 -g" \
+		EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
 		build-fuzz/libheron.a
 	@for f in $(FUZZ_SRCS); do \
 		n=$$(basename $$f .c); \

@@ -190,4 +190,6 @@ const struct proto_ops lmtp_proto_ops = {
 	.on_input = lmtp_on_input,
 	.on_drain = lmtp_on_input,
 	.destroy = lmtp_destroy,
+	/* RFC 5321 section 3.8: 421 closes the channel. */
+	.busy_reply = "421 4.7.0 Too many connections from your IP\r\n",
 };

@@ -140,9 +140,10 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	c->is_loopback = sockaddr_is_loopback(sa);
 	sockaddr_ip(sa, c->ip, sizeof(c->ip));
 	if (worker_count_add(w, false, c->ip, set->max_conns_per_ip) < 0) {
-		static const char msg[] = "too many connections from your IP\r\n";
+		const char *msg = ops->busy_reply != NULL ? ops->busy_reply :
+			"Too many connections from your IP\r\n";
 		log_info("conn refused ip=%s reason=max_conns_per_ip", c->ip);
-		if (write(fd, msg, sizeof(msg) - 1) < 0) {
+		if (write(fd, msg, strlen(msg)) < 0) {
 			/* best effort */
 		}
 		close(fd);

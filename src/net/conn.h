@@ -35,6 +35,9 @@ struct proto_ops {
 	/* The connection is gone (EOF, error, timeout, conn_close). Free the
 	 * session; do not touch conn after returning. */
 	void (*destroy)(void *session, const char *reason);
+	/* Sent (best effort) before closing a connection refused for
+	 * max_conns_per_ip: one complete reply line with CRLF. */
+	const char *busy_reply;
 };
 
 /* ---- for protocol modules ---- */
