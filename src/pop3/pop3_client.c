@@ -351,4 +351,6 @@ const struct proto_ops pop3_proto_ops = {
 	.on_input = pop3_on_input,
 	.on_drain = pop3_on_drain,
 	.destroy = pop3_destroy,
+	/* RFC 2449 section 8.1.2: [SYS/TEMP] is a transient condition. */
+	.busy_reply = "-ERR [SYS/TEMP] Too many connections from your IP\r\n",
 };
