@@ -44,6 +44,14 @@ static int txn_begin(struct msg_txn *t, struct store_mailbox *mb)
 	}
 }
 
+static void txn_abort_keep_errno(MDB_txn *txn)
+{
+	int err = errno;
+
+	mdb_txn_abort(txn);
+	errno = err;
+}
+
 /* Sets mb->error from an LMDB code (or keeps it for -1). */
 static int mdb_fail(struct store_mailbox *mb, const char *what, int rc,
 		    const char **error_r)
@@ -153,7 +161,7 @@ int store_msg_open(struct store_mailbox *mb, const struct store_msg *msg,
 	if (rc == 0)
 		rc = mdb_txn_commit(t.txn);
 	else
-		mdb_txn_abort(t.txn);
+		txn_abort_keep_errno(t.txn);
 	if (rc == MDB_NOTFOUND) {
 		errno = ENOENT;
 		return store_set_error(mb->error, error_r,
@@ -246,7 +254,7 @@ int store_msg_set_flags(struct store_mailbox *mb, uint32_t uid,
 	}
 out:
 	if (t.txn != NULL)
-		mdb_txn_abort(t.txn);
+		txn_abort_keep_errno(t.txn);
 	if (rc == MDB_NOTFOUND) {
 		errno = ENOENT;
 		return store_set_error(mb->error, error_r,
@@ -309,10 +317,7 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids,
 				     "fsync(%s/cur) failed: %s", mb->dir,
 				     strerror(errno));
 	if (rc != 0) {
-		int err = errno;
-
-		mdb_txn_abort(t.txn);
-		errno = err;
+		txn_abort_keep_errno(t.txn);
 		return mdb_fail(mb, "expunge", rc, error_r);
 	}
 	if ((rc = mdb_txn_commit(t.txn)) != 0)

@@ -247,7 +247,10 @@ static int plan(struct sync_ctx *ctx, int *rc_r)
 }
 
 /* A new mailbox record; UIDVALIDITY and UIDNEXT from heron-uidlist when
- * there is one, else a UIDVALIDITY never handed out before. */
+ * there is one, else a UIDVALIDITY never handed out before. RFC 3501
+ * 2.3.1.1: "the unique identifier validity value ... MUST NOT be reused"
+ * when UIDs change, and UIDs strictly ascend: hence max(now, last + 1)
+ * and UIDNEXT never below the highest UID heron-uidlist remembers. */
 static int apply_new_rec(struct sync_ctx *ctx)
 {
 	struct index_meta meta;
@@ -626,7 +629,7 @@ out:
 
 static int sync_write(struct sync_ctx *ctx, bool want_view)
 {
-	int rc, changed;
+	int rc, changed, err;
 
 	if ((rc = store_index_txn_begin(ctx->idx, 0, &ctx->txn)) != 0)
 		return rc;
@@ -646,8 +649,10 @@ static int sync_write(struct sync_ctx *ctx, bool want_view)
 	ctx->txn = NULL;
 	return rc;
 abort:
+	err = errno;
 	mdb_txn_abort(ctx->txn);
 	ctx->txn = NULL;
+	errno = err;
 	return rc;
 }
 

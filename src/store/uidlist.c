@@ -56,6 +56,16 @@ static int ent_cmp_name(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* "1 V<digits> N<digits>" (a "<uid> <basename>" line has no " N"). */
+static bool is_header(const char *line)
+{
+	size_t v = strspn(line + 3, "0123456789");
+
+	return strncmp(line, "1 V", 3) == 0 && v > 0 &&
+		strncmp(line + 3 + v, " N", 2) == 0 &&
+		strspn(line + 5 + v, "0123456789") > 0;
+}
+
 static void parse_header(struct uidlist *ul, const char *line)
 {
 	uint64_t n;
@@ -176,7 +186,7 @@ int uidlist_read(const char *dir, struct uidlist *ul, char *errbuf,
 		if (line[len - 1] != '\n' || len > UIDLIST_LINE_MAX)
 			continue;	/* torn last line or junk */
 		line[--len] = '\0';
-		if (lineno == 0 && strncmp(line, "1 ", 2) == 0)
+		if (lineno == 0 && is_header(line))
 			parse_header(ul, line);
 		else
 			uidlist_add(ul, &t, &n, &cap, &names_len, &names_cap,

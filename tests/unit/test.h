@@ -15,7 +15,7 @@ static const char *test_cur_name;
 #define test_assert_idx(cond, idx) do { \
 	if (!(cond)) { \
 		test_cur_failed = 1; \
-		if ((idx) >= 0) \
+		if ((int)(idx) >= 0) \
 			printf("  FAIL %s:%d [%s] row %d: %s\n", __FILE__, \
 			       __LINE__, test_cur_name, (int)(idx), #cond); \
 		else \

@@ -772,6 +772,54 @@ static void test_uidlist_rewrite(void)
 	teardown();
 }
 
+static const struct {
+	const char *text;
+	uint32_t uidvalidity, uidnext;
+	const char *lookups;	/* "name=uid name=uid" */
+} uidlist_rows[] = {
+	{ "", 0, 1, "a=0" },
+	{ "1 V77 N5\n1 a\n3 b\n", 77, 5, "a=1 b=3 c=0" },
+	{ "1 V77 N2\n1 a\n9 b\n", 77, 10, "a=1 b=9" },
+	/* later lines win, for a basename and for a UID */
+	{ "1 V5 N1\n1 a\n2 a\n3 b\n3 c\n", 5, 4, "a=2 b=0 c=3" },
+	/* torn last line, junk, zero and oversized UIDs, missing header */
+	{ "1 x\n2 y\n3 z", 0, 3, "x=1 y=2 z=0" },
+	{ "1 V1 N1\nfoo\n0 a\n4294967295 b\n 5 c\n6 \n7 d/e\n8 f\n",
+	  1, 9, "a=0 b=0 c=0 f=8" },
+	{ "1 Vx N3\n2 q\n", 0, 3, "q=2" },
+};
+
+static void test_uidlist_parse(void)
+{
+	struct uidlist ul;
+	char path[512], errbuf[256];
+
+	setup();
+	for (size_t i = 0; i < sizeof(uidlist_rows) / sizeof(uidlist_rows[0]);
+	     i++) {
+		snprintf(path, sizeof(path), "%s/heron-uidlist", test_dir);
+		write_file(path, uidlist_rows[i].text);
+		T_IDX(uidlist_read(test_dir, &ul, errbuf, sizeof(errbuf)) == 0,
+		      i);
+		T_IDX(ul.uidvalidity == uidlist_rows[i].uidvalidity, i);
+		T_IDX(ul.uidnext == uidlist_rows[i].uidnext, i);
+		char buf[256], *save = NULL;
+		snprintf(buf, sizeof(buf), "%s", uidlist_rows[i].lookups);
+		for (char *t = strtok_r(buf, " ", &save); t != NULL;
+		     t = strtok_r(NULL, " ", &save)) {
+			char *eq = strchr(t, '=');
+			T_IDX(uidlist_lookup(&ul, t, (size_t)(eq - t)) ==
+			      strtoul(eq + 1, NULL, 10), i);
+		}
+		uidlist_free(&ul);
+	}
+	test_assert(unlink(path) == 0);
+	test_assert(uidlist_read(test_dir, &ul, errbuf, sizeof(errbuf)) == 0 &&
+		    ul.count == 0 && ul.uidnext == 1);
+	uidlist_free(&ul);
+	teardown();
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
@@ -789,6 +837,7 @@ int main(void)
 	test_run("delivery_failures", test_delivery_failures);
 	test_run("folders", test_folders);
 	test_run("uidlist_rewrite", test_uidlist_rewrite);
+	test_run("uidlist_parse", test_uidlist_parse);
 	free(test_set.mail_path);
 	return test_done("store");
 }
