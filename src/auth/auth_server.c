@@ -156,8 +156,7 @@ static void fail_reset(struct auth_server *srv, const char *ip)
 		fail_remove(srv, f);
 }
 
-static unsigned fail_delay_msecs(const struct settings *set,
-				 unsigned failures)
+unsigned auth_fail_delay(const struct settings *set, unsigned failures)
 {
 	uint64_t delay = set->auth_fail_delay_msecs;
 	uint64_t max = set->auth_fail_delay_max_msecs;
@@ -274,7 +273,7 @@ static void handle_verdict(struct auth_conn *conn,
 		return;
 	}
 	failures = fail_record(srv, req->remote_ip);
-	delay = fail_delay_msecs(srv->set, failures);
+	delay = auth_fail_delay(srv->set, failures);
 	log_info("auth failed method=%s service=%s user=%s rip=%s "
 		 "failures=%u delay_ms=%u", what, service, user,
 		 req->remote_ip, failures, delay);

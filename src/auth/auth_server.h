@@ -11,5 +11,9 @@ struct settings;
  * non-blocking Unix socket; closed on return) until SIGTERM or SIGINT.
  * SIGHUP reloads the password file, keeping the old one on error. */
 void auth_server_main(const struct settings *set, int listen_fd);
+/* Delay in msecs before answering the failures'th consecutive failure
+ * from one IP: auth_fail_delay_msecs doubled per failure, capped at
+ * auth_fail_delay_max_msecs. */
+unsigned auth_fail_delay(const struct settings *set, unsigned failures);
 
 #endif

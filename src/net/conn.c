@@ -143,7 +143,8 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 		const char *msg = ops->busy_reply != NULL ? ops->busy_reply :
 			"Too many connections from your IP\r\n";
 		log_info("conn refused ip=%s reason=max_conns_per_ip", c->ip);
-		if (write(fd, msg, strlen(msg)) < 0) {
+		/* On an implicit-TLS port a cleartext reply is noise. */
+		if (!l->is_tls && write(fd, msg, strlen(msg)) < 0) {
 			/* best effort */
 		}
 		close(fd);

@@ -271,12 +271,25 @@ static bool master_has_children(struct master *m)
 	return false;
 }
 
-static void master_kill_all(struct master *m, int sig)
+/* Signals the workers (also draining ones), or with auth set only the
+ * auth process. */
+static void master_kill(struct master *m, int sig, bool auth)
 {
 	for (size_t i = 0; i < m->children_count; i++) {
-		if (m->children[i].pid > 0)
+		if (m->children[i].pid > 0 &&
+		    (m->children[i].role == CHILD_AUTH) == auth)
 			kill(m->children[i].pid, sig);
 	}
+}
+
+static bool master_has_workers(struct master *m)
+{
+	for (size_t i = 0; i < m->children_count; i++) {
+		if (m->children[i].pid > 0 &&
+		    m->children[i].role != CHILD_AUTH)
+			return true;
+	}
+	return false;
 }
 
 static void master_sigchld_cb(evutil_socket_t fd, short what, void *ctx)
@@ -287,6 +300,9 @@ static void master_sigchld_cb(evutil_socket_t fd, short what, void *ctx)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 		master_child_exited(m, pid, status);
+	/* The auth process stops last: workers may still ask it. */
+	if (m->stopping && !master_has_workers(m))
+		master_kill(m, SIGTERM, true);
 	if (m->stopping && !master_has_children(m))
 		event_base_loopbreak(m->base);
 }
@@ -298,7 +314,8 @@ static void master_stop_timeout_cb(evutil_socket_t fd, short what,
 
 	log_warn("children still running after %d s: killing",
 		 MASTER_STOP_GRACE_SECS);
-	master_kill_all(m, SIGKILL);
+	master_kill(m, SIGKILL, false);
+	master_kill(m, SIGKILL, true);
 }
 
 static void master_sigterm_cb(evutil_socket_t fd, short what, void *ctx)
@@ -310,7 +327,9 @@ static void master_sigterm_cb(evutil_socket_t fd, short what, void *ctx)
 		return;
 	log_info("stopping");
 	m->stopping = true;
-	master_kill_all(m, SIGTERM);
+	master_kill(m, SIGTERM, false);
+	if (!master_has_workers(m))
+		master_kill(m, SIGTERM, true);
 	event_base_once(m->base, -1, EV_TIMEOUT, master_stop_timeout_cb, m,
 			&tv);
 	if (!master_has_children(m))
@@ -428,7 +447,7 @@ int master_run(struct settings *set)
 	for (int i = 0; i < 4; i++)
 		event_free(evs[i]);
 	unlink(m.auth_path);
-	for (size_t i = 0; i < set->listeners_count; i++) {
+	for (size_t i = 0; i < m.set->listeners_count; i++) {
 		close(m.fds[i]);
 		if (m.set->listeners[i].unix_path != NULL)
 			unlink(m.set->listeners[i].unix_path);

@@ -158,6 +158,10 @@ static int pop3_cmd_quit(struct pop3_session *s, const struct pop3_cmd *cmd)
 		pop3_update(s);
 	else
 		conn_printf(s->conn, "+OK Logging out\r\n");
+	/* Release the maildrop lock before the client can see the reply, so
+	 * its next session is not refused with [IN-USE]. */
+	if (s->mb != NULL)
+		store_mailbox_close(&s->mb);
 	pop3_close(s, "QUIT");
 	return 0;
 }

@@ -11,7 +11,7 @@ import pytest
 
 import heronlib
 from heronlib import (PASSWORDS, LineClient, crlf, data_file, deliver,
-                      pop3_login, pop3_open, wait_for)
+                      pop3_open, wait_for)
 
 
 def login_ok(port, user, pw):

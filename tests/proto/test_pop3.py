@@ -7,14 +7,13 @@ import poplib
 import random
 import re
 import shutil
-import socket
 import time
 
 import pytest
 
 import heronlib
 from heronlib import (PASSWORDS, LineClient, b64, crlf, data_file, deliver,
-                      lf, pop3_login, pop3_open, wait_for)
+                      pop3_login, pop3_open, wait_for)
 
 
 def pop_strict(heron, user=None):
@@ -304,6 +303,82 @@ def test_message_without_final_newline(heron):
     assert body == crlf(content) + b"\r\n.\r\n", body
     assert c.cmd("NOOP").startswith(b"+OK")
     c.close()
+
+
+def drop_into_new(heron, user, content, tag):
+    """Writes a message file straight into user's Maildir new/ (as another
+    MDA would), after a login has created the Maildir."""
+    p = pop(heron, user)
+    p.quit()
+    md = heron.maildir(user)
+    for d in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(md, d), exist_ok=True)
+    name = "%d.M%sP%d.heron.test" % (int(time.time()), tag, os.getpid())
+    with open(os.path.join(md, "tmp", name), "wb") as f:
+        f.write(content)
+    os.rename(os.path.join(md, "tmp", name), os.path.join(md, "new", name))
+
+
+def test_crlf_and_mixed_line_ends_on_disk(heron):
+    # Files stored by other MDAs may hold CRLF or mixed line ends: CRLF
+    # goes out unchanged, bare LF becomes CRLF; LIST matches RETR.
+    crlf_msg = b"Subject: crlf on disk\r\n\r\nline one\r\n.dot\r\n"
+    mixed = b"Subject: mixed\n\r\nlf line\ncrlf line\r\nlast\n"
+    drop_into_new(heron, "bob", crlf_msg, "1")
+    drop_into_new(heron, "bob", mixed, "2")
+    c = pop3_open(heron.pop3_port, "bob")
+    r = c.cmd("LIST")
+    assert r.startswith(b"+OK"), r
+    sizes = dict(tuple(map(int, ln.split())) for ln in c.read_multiline())
+    expected = {crlf_msg: crlf_msg.replace(b"\r\n.", b"\r\n.."),
+                mixed: b"Subject: mixed\r\n\r\nlf line\r\ncrlf line\r\n"
+                       b"last\r\n"}
+    got = []
+    for n in sorted(sizes):
+        assert c.cmd("RETR %d" % n).startswith(b"+OK")
+        wire = c.read_exact_until(b"\r\n.\r\n")[:-3]
+        got.append(wire)
+        unstuffed = re.sub(rb"(?m)^\.\.", b".", wire)
+        assert sizes[n] == len(unstuffed), (n, sizes[n], wire)
+    assert sorted(got) == sorted(expected.values()), got
+    c.close()
+
+
+def test_apop(heron):
+    import hashlib
+    c = LineClient.connect(heron.pop3_port)
+    g = c.readline()
+    m = re.search(rb"<[^<>]*@[^<>]*>", g)
+    if not m:
+        pytest.skip("no APOP timestamp in the greeting: %r" % g)
+    ts = m.group(0)
+    digest = hashlib.md5(ts + PASSWORDS["bob"].encode()).hexdigest()
+    r = c.cmd("APOP bob " + digest)
+    assert r.startswith(b"+OK"), r
+    c.close()
+    # Wrong digest, and a user whose password is hashed: refused alike.
+    c = LineClient.connect(heron.pop3_port)
+    g = c.readline()
+    ts = re.search(rb"<[^<>]*@[^<>]*>", g).group(0)
+    r1 = c.cmd("APOP bob " + "0" * 32)
+    assert r1.startswith(b"-ERR"), r1
+    c.close()
+    c = LineClient.connect(heron.pop3_port)
+    g = c.readline()
+    ts = re.search(rb"<[^<>]*@[^<>]*>", g).group(0)
+    digest = hashlib.md5(ts + PASSWORDS["alice"].encode()).hexdigest()
+    r2 = c.cmd("APOP alice " + digest)
+    assert r2.startswith(b"-ERR"), r2
+    c.close()
+
+
+def test_greeting_timestamps_differ(heron):
+    seen = set()
+    for _ in range(3):
+        c = LineClient.connect(heron.pop3_port)
+        seen.add(c.readline())
+        c.close()
+    assert len(seen) == 3, seen
 
 
 def test_top(heron):
