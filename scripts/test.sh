@@ -8,9 +8,11 @@ passed=0
 failed=0
 log=$(mktemp)
 
-count() { # $1 = output file: adds "N passed, M failed" style counts
-	p=$(grep -Eo '[0-9]+ passed' "$1" | tail -1 | grep -Eo '[0-9]+')
-	f=$(grep -Eo '[0-9]+ (failed|error|errors)' "$1" | awk '{s+=$1} END {print s+0}')
+count() { # $1 = output file: adds its closing "N passed, M failed" line
+	last=$(grep -E '[0-9]+ (passed|failed|errors?)' "$1" | tail -1)
+	p=$(echo "$last" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+')
+	f=$(echo "$last" | grep -Eo '[0-9]+ (failed|errors?)' |
+		awk '{s+=$1} END {print s+0}')
 	passed=$((passed + ${p:-0}))
 	failed=$((failed + ${f:-0}))
 }

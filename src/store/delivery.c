@@ -70,12 +70,21 @@ static void delivery_free(struct store_delivery **_d)
 	free(d);
 }
 
+void delivery_new_base(char *buf, size_t size)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	snprintf(buf, size, "%lld.M%06ldP%ldQ%u.%s", (long long)tv.tv_sec,
+		 (long)tv.tv_usec, (long)getpid(), ++delivery_counter,
+		 delivery_hostname());
+}
+
 int store_delivery_begin(struct store_user *su, const char *mailbox,
 			 struct store_delivery **d_r, const char **error_r)
 {
 	struct store_delivery *d;
 	char *key, *dir;
-	struct timeval tv;
 
 	if (maildir_resolve(su, mailbox, &key, &dir) < 0)
 		return store_set_error(su->error, error_r,
@@ -86,11 +95,7 @@ int store_delivery_begin(struct store_user *su, const char *mailbox,
 	d->dir = dir;
 	d->fd = -1;
 	for (int tries = 0; tries < 10 && d->fd < 0; tries++) {
-		gettimeofday(&tv, NULL);
-		snprintf(d->base, sizeof(d->base), "%lld.M%06ldP%ldQ%u.%s",
-			 (long long)tv.tv_sec, (long)tv.tv_usec,
-			 (long)getpid(), ++delivery_counter,
-			 delivery_hostname());
+		delivery_new_base(d->base, sizeof(d->base));
 		free(d->tmp_path);
 		d->tmp_path = xasprintf("%s/tmp/%s", dir, d->base);
 		d->fd = open(d->tmp_path, O_WRONLY | O_CREAT | O_EXCL |
@@ -178,9 +183,10 @@ fail:
 
 /* link()s tmp into its final name; dest_r gets the absolute path. */
 static int delivery_link(struct store_delivery *d, uint32_t flags,
-			 char *dest, size_t size)
+			 uint64_t keywords, char *dest, size_t size)
 {
 	char name[STORE_NAME_MAX + 1], rel[STORE_NAME_MAX + 64];
+	const char *sub = flags == 0 && keywords == 0 ? "new" : "cur";
 	int len;
 
 	len = snprintf(name, sizeof(name), "%s,S=%llu,W=%llu", d->base,
@@ -190,11 +196,13 @@ static int delivery_link(struct store_delivery *d, uint32_t flags,
 		errno = ENAMETOOLONG;
 		return store_set_error(d->su->error, NULL, "name too long");
 	}
-	if (flags == 0)
+	if (flags == 0 && keywords == 0)
 		snprintf(rel, sizeof(rel), "new/%s", name);
-	else
-		maildir_cur_path(rel, sizeof(rel), name, (size_t)len, flags,
-				 NULL, 0);
+	else if (maildir_cur_path(rel, sizeof(rel), name, (size_t)len,
+				  flags, keywords) > STORE_NAME_MAX + 4) {
+		errno = ENAMETOOLONG;
+		return store_set_error(d->su->error, NULL, "name too long");
+	}
 	snprintf(dest, size, "%s/%s", d->dir, rel);
 	if (fault(STORE_FAULT_LINK) || link(d->tmp_path, dest) < 0)
 		return store_set_error(d->su->error, NULL,
@@ -206,12 +214,11 @@ static int delivery_link(struct store_delivery *d, uint32_t flags,
 	free(d->tmp_path);
 	d->tmp_path = NULL;
 	if (fault(STORE_FAULT_DIR_FSYNC) ||
-	    maildir_fsync_dir(d->dir, flags == 0 ? "new" : "cur") < 0) {
+	    maildir_fsync_dir(d->dir, sub) < 0) {
 		int err = errno;
 
 		store_set_error(d->su->error, NULL, "fsync(%s/%s) failed: %s",
-				d->dir, flags == 0 ? "new" : "cur",
-				strerror(err));
+				d->dir, sub, strerror(err));
 		unlink(dest);
 		errno = err;
 		return -1;
@@ -219,61 +226,137 @@ static int delivery_link(struct store_delivery *d, uint32_t flags,
 	return 0;
 }
 
-/* Indexes the delivered file at once and returns its UID. */
-static int delivery_index(struct store_delivery *d, const char *dest,
-			  uint32_t *uid_r)
+static void delivery_mbox(struct store_delivery *d,
+			  struct store_mailbox *mb)
 {
-	struct store_index *idx = d->su->index;
-	const char *bn = strrchr(dest, '/') + 1;
-	struct store_mailbox mb;
-	struct index_mbox rec;
-	MDB_txn *txn;
-	int rc;
+	memset(mb, 0, sizeof(*mb));
+	mb->su = d->su;
+	mb->dir = d->dir;
+	mb->key = d->key;
+	mb->pop3_fd = -1;
+}
 
-	memset(&mb, 0, sizeof(mb));
-	mb.su = d->su;
-	mb.dir = d->dir;
-	mb.key = d->key;
-	mb.pop3_fd = -1;
-	if (store_sync(&mb, false) < 0) {
+static int delivery_fail(struct store_delivery *d, struct store_mailbox *mb,
+			 int rc, const char *what)
+{
+	if (rc == -1) {
 		int err = errno;
 
-		snprintf(d->su->error, sizeof(d->su->error), "%s", mb.error);
+		snprintf(d->su->error, sizeof(d->su->error), "%s", mb->error);
 		errno = err;
 		return -1;
 	}
-	*uid_r = 0;
-	rc = store_index_txn_begin(idx, MDB_RDONLY, &txn);
-	if (rc == 0) {
-		rc = index_get_mbox(idx, txn, d->key, &rec);
-		if (rc == 0)
-			rc = index_get_bname(idx, txn, rec.id, bn,
-					     strcspn(bn, ":"), uid_r);
-		mdb_txn_abort(txn);
-	}
-	if (rc == 0 && *uid_r == 0)
-		rc = MDB_NOTFOUND;
-	if (rc != 0) {
-		errno = store_index_errno(rc);
-		return store_set_error(d->su->error, NULL,
-				       "indexing %s failed: %s", dest,
-				       mdb_strerror(rc));
-	}
-	return 0;
+	errno = store_index_errno(rc);
+	return store_set_error(d->su->error, NULL, "%s in %s failed: %s",
+			       what, d->dir, mdb_strerror(rc));
 }
 
-int store_delivery_commit(struct store_delivery **_d, uint32_t flags,
-			  time_t internal_date, uint32_t *uid_r,
-			  const char **error_r)
+/* Write txn on the mailbox's record; a mailbox not indexed yet is synced
+ * (built) first. */
+static int delivery_txn(struct store_delivery *d, struct store_mailbox *mb,
+			MDB_txn **txn_r)
+{
+	struct store_index *idx = d->su->index;
+	int rc;
+
+	for (int tries = 0; tries < 2; tries++) {
+		if ((rc = store_index_txn_begin(idx, 0, txn_r)) != 0)
+			return rc;
+		rc = index_get_mbox(idx, *txn_r, d->key, &mb->rec);
+		if (rc == 0)
+			return 0;
+		mdb_txn_abort(*txn_r);
+		if (rc != MDB_NOTFOUND || store_sync(mb, false) < 0)
+			return rc == MDB_NOTFOUND ? -1 : rc;
+	}
+	return MDB_NOTFOUND;
+}
+
+/* Keyword names -> bits of the destination's table (created). */
+static int delivery_keywords(struct store_delivery *d,
+			     const char *const *names, size_t n,
+			     uint64_t *kw_r)
+{
+	struct store_mailbox mb;
+	MDB_txn *txn;
+	unsigned i;
+	int rc;
+
+	*kw_r = 0;
+	if (n == 0)
+		return 0;
+	delivery_mbox(d, &mb);
+	if ((rc = delivery_txn(d, &mb, &txn)) != 0)
+		return delivery_fail(d, &mb, rc, "keywords");
+	for (size_t k = 0; k < n && rc == 0; k++) {
+		rc = keyword_lookup(d->su->index, txn, mb.rec.id, d->dir,
+				    names[k], true, &i);
+		if (rc == 0)
+			*kw_r |= UINT64_C(1) << i;
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		if (rc == EINVAL || rc == ENOSPC) {
+			errno = rc;
+			return store_set_error(d->su->error, NULL, "%s",
+				rc == EINVAL ? "invalid keyword name" :
+				"too many keywords in mailbox");
+		}
+		return delivery_fail(d, &mb, rc, "keywords");
+	}
+	rc = mdb_txn_commit(txn);
+	return rc == 0 ? 0 : delivery_fail(d, &mb, rc, "keywords");
+}
+
+/* Indexes the delivered file at once (no directory scan) and returns its
+ * UID. */
+static int delivery_index(struct store_delivery *d, const char *dest,
+			  uint32_t flags, uint64_t keywords,
+			  time_t internal_date, uint32_t *uid_r)
+{
+	const char *name = strrchr(dest, '/') + 1;
+	struct index_new_file f;
+	struct store_mailbox mb;
+	MDB_txn *txn;
+	int rc;
+
+	memset(&f, 0, sizeof(f));
+	f.hdr.flags = flags;
+	f.hdr.keywords = keywords;
+	f.hdr.basename_len = (uint16_t)strcspn(name, ":");
+	f.hdr.size = d->size;
+	f.hdr.vsize = d->vsize;
+	f.hdr.internal_date = internal_date != 0 ? internal_date : time(NULL);
+	snprintf(f.path, sizeof(f.path), "%s", name - 4);
+	delivery_mbox(d, &mb);
+	if ((rc = delivery_txn(d, &mb, &txn)) != 0)
+		return delivery_fail(d, &mb, rc, "indexing");
+	rc = index_add_files(&mb, txn, &mb.rec, &f, 1, uid_r);
+	if (rc == 0)
+		rc = index_put_mbox(d->su->index, txn, d->key, &mb.rec);
+	if (rc == 0)
+		return (rc = mdb_txn_commit(txn)) == 0 ? 0 :
+			delivery_fail(d, &mb, rc, "indexing");
+	mdb_txn_abort(txn);
+	return delivery_fail(d, &mb, rc, "indexing");
+}
+
+int store_delivery_commit_keywords(struct store_delivery **_d, uint32_t flags,
+				   const char *const *keywords,
+				   size_t keyword_count, time_t internal_date,
+				   uint32_t *uid_r, const char **error_r)
 {
 	struct store_delivery *d = *_d;
 	char dest[4096];
+	uint64_t kw = 0;
 	int ret = -1, err;
 
-	if (delivery_finish_file(d, internal_date) < 0 ||
-	    delivery_link(d, flags, dest, sizeof(dest)) < 0)
+	if (delivery_keywords(d, keywords, keyword_count, &kw) < 0 ||
+	    delivery_finish_file(d, internal_date) < 0 ||
+	    delivery_link(d, flags, kw, dest, sizeof(dest)) < 0)
 		goto out;
-	if (uid_r != NULL && delivery_index(d, dest, uid_r) < 0) {
+	if (uid_r != NULL && delivery_index(d, dest, flags, kw,
+					    internal_date, uid_r) < 0) {
 		/* Not acknowledged, so not kept: the sender retries. */
 		err = errno;
 		unlink(dest);
@@ -288,6 +371,14 @@ out:
 	delivery_free(_d);
 	errno = err;
 	return ret;
+}
+
+int store_delivery_commit(struct store_delivery **d, uint32_t flags,
+			  time_t internal_date, uint32_t *uid_r,
+			  const char **error_r)
+{
+	return store_delivery_commit_keywords(d, flags, NULL, 0,
+					      internal_date, uid_r, error_r);
 }
 
 void store_delivery_abort(struct store_delivery **d)

@@ -49,6 +49,8 @@ static int index_open_dbis(struct store_index *idx)
 	    (rc = mdb_dbi_open(txn, "mbox", MDB_CREATE, &idx->dbi_mbox)) ||
 	    (rc = mdb_dbi_open(txn, "msg", MDB_CREATE, &idx->dbi_msg)) ||
 	    (rc = mdb_dbi_open(txn, "bname", MDB_CREATE, &idx->dbi_bname)) ||
+	    (rc = mdb_dbi_open(txn, "kw", MDB_CREATE, &idx->dbi_kw)) ||
+	    (rc = mdb_dbi_open(txn, "expunged", MDB_CREATE, &idx->dbi_exp)) ||
 	    (rc = index_get_meta(idx, txn, &meta))) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -64,7 +66,7 @@ static int index_env_open(struct store_index *idx)
 	if (rc != 0)
 		return rc;
 	if ((rc = mdb_env_set_mapsize(idx->env, STORE_INDEX_MAP_SIZE)) ||
-	    (rc = mdb_env_set_maxdbs(idx->env, 4)) ||
+	    (rc = mdb_env_set_maxdbs(idx->env, 8)) ||
 	    (rc = mdb_env_open(idx->env, idx->path, MDB_NOSUBDIR | MDB_NOTLS,
 			       0600)))
 		goto fail;
@@ -230,9 +232,12 @@ int index_get_mbox(struct store_index *idx, MDB_txn *txn, const char *name,
 	rc = mdb_get(txn, idx->dbi_mbox, &key, &val);
 	if (rc != 0)
 		return rc;
-	if (val.mv_size != sizeof(*rec_r))
+	/* Records written before the IMAP fields existed are shorter. */
+	if (val.mv_size != sizeof(*rec_r) &&
+	    val.mv_size != INDEX_MBOX_V1_SIZE)
 		return MDB_CORRUPTED;
-	memcpy(rec_r, val.mv_data, sizeof(*rec_r));
+	memset(rec_r, 0, sizeof(*rec_r));
+	memcpy(rec_r, val.mv_data, val.mv_size);
 	return 0;
 }
 
@@ -364,4 +369,111 @@ int index_get_bname(struct store_index *idx, MDB_txn *txn, uint32_t id,
 		return MDB_CORRUPTED;
 	memcpy(uid_r, val.mv_data, sizeof(*uid_r));
 	return 0;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+/* Drops the oldest expunge records beyond STORE_EXPUNGED_RECORDS_MAX. */
+static int exp_prune(struct store_index *idx, MDB_txn *txn,
+		     struct index_mbox *rec)
+{
+	uint8_t kbuf[12];
+	MDB_val key = { sizeof(kbuf), kbuf }, val;
+	MDB_cursor *cur;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, idx->dbi_exp, &cur)) != 0)
+		return rc;
+	put_be32(kbuf, rec->id);
+	put_be64(kbuf + 4, 0);
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	while (rc == 0 && rec->expunged_records > STORE_EXPUNGED_RECORDS_MAX) {
+		const uint8_t *k = key.mv_data;
+
+		if (key.mv_size != 12 || store_get_be32(k) != rec->id)
+			break;
+		rec->expunged_floor = ((uint64_t)store_get_be32(k + 4) << 32) |
+			store_get_be32(k + 8);
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		rec->expunged_records--;
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int index_put_expunged(struct store_index *idx, MDB_txn *txn,
+		       struct index_mbox *rec, uint64_t modseq,
+		       const uint32_t *uids, size_t count)
+{
+	uint8_t kbuf[12];
+	MDB_val key = { sizeof(kbuf), kbuf }, val;
+	uint32_t *ranges;
+	size_t n = 0;
+	int rc;
+
+	if (count == 0)
+		return 0;
+	ranges = xreallocarray(NULL, count, 2 * sizeof(*ranges));
+	for (size_t i = 0; i < count; i++) {
+		if (n > 0 && uids[i] <= ranges[2 * n - 1] + 1) {
+			if (uids[i] > ranges[2 * n - 1])
+				ranges[2 * n - 1] = uids[i];
+			continue;
+		}
+		ranges[2 * n] = ranges[2 * n + 1] = uids[i];
+		n++;
+	}
+	put_be32(kbuf, rec->id);
+	put_be64(kbuf + 4, modseq);
+	val.mv_size = n * 2 * sizeof(*ranges);
+	val.mv_data = ranges;
+	rc = mdb_put(txn, idx->dbi_exp, &key, &val, 0);
+	free(ranges);
+	if (rc != 0)
+		return rc;
+	rec->expunged_records++;
+	return exp_prune(idx, txn, rec);
+}
+
+/* Deletes every key of dbi that starts with prefix (plen bytes). */
+static int del_prefix(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix,
+		      size_t plen)
+{
+	MDB_val key = { plen, (void *)prefix }, val;
+	MDB_cursor *cur;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	while (rc == 0 && key.mv_size >= plen &&
+	       memcmp(key.mv_data, prefix, plen) == 0) {
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int index_del_mailbox_data(struct store_index *idx, MDB_txn *txn,
+			   uint32_t id)
+{
+	uint8_t prefix[4];
+	MDB_val key = { sizeof(prefix), prefix };
+	int rc;
+
+	put_be32(prefix, id);
+	if ((rc = del_prefix(txn, idx->dbi_msg, prefix, 4)) != 0 ||
+	    (rc = del_prefix(txn, idx->dbi_bname, prefix, 4)) != 0 ||
+	    (rc = del_prefix(txn, idx->dbi_exp, prefix, 4)) != 0)
+		return rc;
+	rc = mdb_del(txn, idx->dbi_kw, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }

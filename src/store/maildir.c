@@ -66,14 +66,27 @@ uint32_t maildir_name_flags(const char *name, size_t len)
 	return flags;
 }
 
-int maildir_cur_path(char *buf, size_t size, const char *basename,
-		     size_t bn_len, uint32_t flags, const char *old_name,
-		     size_t old_len)
+uint64_t maildir_name_keywords(const char *name, size_t len)
 {
-	const char *info = old_name ? memchr(old_name, ':', old_len) : NULL;
+	const char *info = memchr(name, ':', len);
+	uint64_t kw = 0;
+
+	if (info == NULL || len - (size_t)(info - name) < 3 ||
+	    info[1] != '2' || info[2] != ',')
+		return 0;
+	for (const char *p = info + 3; p < name + len; p++) {
+		if (*p >= 'a' && *p <= 'z')
+			kw |= UINT64_C(1) << (*p - 'a');
+	}
+	return kw;
+}
+
+int maildir_cur_path(char *buf, size_t size, const char *basename,
+		     size_t bn_len, uint32_t flags, uint64_t keywords)
+{
 	size_t len = 0;
 
-	if (bn_len + 8 > size)
+	if (bn_len + 8 + 6 + STORE_KEYWORD_LETTERS > size) /* SIZE-MATH */
 		return -1;
 	memcpy(buf, "cur/", 4);
 	memcpy(buf + 4, basename, bn_len);
@@ -84,16 +97,26 @@ int maildir_cur_path(char *buf, size_t size, const char *basename,
 		if ((flags & flag_letters[i].flag) != 0)
 			buf[len++] = flag_letters[i].letter;
 	}
-	/* Keep keyword letters (a-z) other MUAs set. */
-	if (info != NULL && old_len - (size_t)(info - old_name) >= 3 &&
-	    info[1] == '2') {
-		for (const char *p = info + 3; p < old_name + old_len; p++) {
-			if (*p >= 'a' && *p <= 'z' && len + 1 < size)
-				buf[len++] = *p;
-		}
+	/* Keywords 0..25 as a..z, the Dovecot/mutt convention. */
+	for (int i = 0; i < STORE_KEYWORD_LETTERS; i++) {
+		if ((keywords & (UINT64_C(1) << i)) != 0)
+			buf[len++] = (char)('a' + i);
 	}
 	buf[len] = '\0';
 	return (int)len;
+}
+
+bool maildir_path_differs(const char *path, size_t path_len, uint32_t flags,
+			  uint64_t keywords)
+{
+	uint64_t letters = keywords &
+		((UINT64_C(1) << STORE_KEYWORD_LETTERS) - 1);
+
+	if (path_len < 4 || memcmp(path, "cur/", 4) != 0)
+		return flags != 0 || letters != 0 ||
+			memcmp(path, "new/", 4) != 0;
+	return maildir_name_flags(path, path_len) != flags ||
+		maildir_name_keywords(path, path_len) != letters;
 }
 
 static bool name_matches(const char *name, const char *basename,
@@ -144,31 +167,44 @@ int maildir_fsync_dir(const char *dir, const char *sub)
 	return ret;
 }
 
-static bool mailbox_name_valid(const char *name)
+const char *store_mailbox_name_error(const char *name)
 {
 	size_t len = strlen(name);
 
-	if (len == 0 || len > STORE_MAILBOX_NAME_MAX || name[0] == '/' ||
-	    name[len - 1] == '/' || strstr(name, "//") != NULL)
-		return false;
+	if (strcasecmp(name, "INBOX") == 0)
+		return NULL;
+	if (len == 0)
+		return "empty mailbox name";
+	if (len > STORE_MAILBOX_NAME_MAX)
+		return "mailbox name too long";
+	if (name[0] == '/' || name[len - 1] == '/' ||
+	    strstr(name, "//") != NULL)
+		return "empty hierarchy level in mailbox name";
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f || *p == '.')
-			return false;
+		if (*p < 0x20 || *p == 0x7f)
+			return "control character in mailbox name";
+		/* '.' separates levels on disk (Maildir++): "a.b" would
+		 * be the folder "a/b" to every other Maildir reader. */
+		if (*p == '.')
+			return "mailbox names may not contain '.'";
 	}
-	return true;
+	/* "INBOX/x" is fine; a level named like Maildir++'s own files
+	 * is not an issue since folders all start with '.'. */
+	return NULL;
 }
 
-int maildir_resolve(struct store_user *su, const char *name, char **key_r,
-		    char **dir_r)
+int maildir_resolve_why(struct store_user *su, const char *name,
+			char **key_r, char **dir_r, const char **why_r)
 {
 	char *key;
 
+	*why_r = NULL;
 	if (strcasecmp(name, "INBOX") == 0) {
 		*key_r = xstrdup("INBOX");
 		*dir_r = xstrdup(su->root);
 		return 0;
 	}
-	if (!mailbox_name_valid(name)) {
+	if ((*why_r = store_mailbox_name_error(name)) != NULL) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -180,6 +216,14 @@ int maildir_resolve(struct store_user *su, const char *name, char **key_r,
 	*key_r = key;
 	*dir_r = xasprintf("%s/%s", su->root, key);
 	return 0;
+}
+
+int maildir_resolve(struct store_user *su, const char *name, char **key_r,
+		    char **dir_r)
+{
+	const char *why;
+
+	return maildir_resolve_why(su, name, key_r, dir_r, &why);
 }
 
 static int mkdir_one(const char *path)
@@ -275,32 +319,43 @@ const char *store_user_root(const struct store_user *su)
 	return su->root;
 }
 
-int store_mailbox_create(struct store_user *su, const char *name,
-			 const char **error_r)
+int maildir_create_folder(const char *dir, char *errbuf)
 {
-	char *key, *dir, *path;
-	int fd, ret = -1;
+	char *path;
+	int fd;
 
-	if (maildir_resolve(su, name, &key, &dir) < 0)
-		return store_set_error(su->error, error_r,
-				       "invalid mailbox name");
-	if (strcmp(key, "INBOX") == 0 || mkdir(dir, 0700) < 0) {
-		if (strcmp(key, "INBOX") == 0)
-			errno = EEXIST;
-		store_set_error(su->error, error_r, "mkdir(%s) failed: %s",
-				dir, strerror(errno));
-		goto out;
-	}
-	if (maildir_create_dirs(dir, su->error) < 0) {
-		*error_r = su->error;
-		goto out;
-	}
+	if (mkdir(dir, 0700) < 0)
+		return store_set_error(errbuf, NULL, "mkdir(%s) failed: %s",
+				       dir, strerror(errno));
+	if (maildir_create_dirs(dir, errbuf) < 0)
+		return -1;
 	/* Maildir++ marks subfolders with an empty "maildirfolder" file. */
 	path = xasprintf("%s/maildirfolder", dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	free(path);
 	if (fd >= 0)
 		close(fd);
+	return 0;
+}
+
+int store_mailbox_create(struct store_user *su, const char *name,
+			 const char **error_r)
+{
+	const char *why;
+	char *key, *dir;
+	int ret = -1;
+
+	if (maildir_resolve_why(su, name, &key, &dir, &why) < 0)
+		return store_set_error(su->error, error_r, "%s", why);
+	if (strcmp(key, "INBOX") == 0) {
+		errno = EEXIST;
+		store_set_error(su->error, error_r, "INBOX exists");
+		goto out;
+	}
+	if (maildir_create_folder(dir, su->error) < 0) {
+		*error_r = su->error;
+		goto out;
+	}
 	ret = 0;
 out:
 	free(key);
@@ -311,14 +366,21 @@ out:
 int store_mailbox_open(struct store_user *su, const char *name,
 		       struct store_mailbox **mb_r, const char **error_r)
 {
+	return store_mailbox_open_flags(su, name, 0, mb_r, error_r);
+}
+
+int store_mailbox_open_flags(struct store_user *su, const char *name,
+			     unsigned flags, struct store_mailbox **mb_r,
+			     const char **error_r)
+{
 	struct store_mailbox *mb;
+	const char *why;
 	char *key, *dir, *path;
 	struct stat st;
 	int ret;
 
-	if (maildir_resolve(su, name, &key, &dir) < 0)
-		return store_set_error(su->error, error_r,
-				       "invalid mailbox name");
+	if (maildir_resolve_why(su, name, &key, &dir, &why) < 0)
+		return store_set_error(su->error, error_r, "%s", why);
 	path = xasprintf("%s/cur", dir);
 	ret = stat(path, &st);
 	free(path);
@@ -336,6 +398,7 @@ int store_mailbox_open(struct store_user *su, const char *name,
 	mb->key = key;
 	mb->dir = dir;
 	mb->pop3_fd = -1;
+	mb->no_names = (flags & STORE_OPEN_NO_NAMES) != 0;
 	if (store_sync(mb, true) < 0) {
 		int err = errno;
 
@@ -360,6 +423,9 @@ void store_mailbox_close(struct store_mailbox **_mb)
 		close(mb->pop3_fd);	/* releases the flock */
 	free(mb->msgs);
 	free(mb->strings);
+	for (unsigned i = 0; i < mb->kw_count; i++)
+		free(mb->kw_names[i]);
+	free(mb->kw_names);
 	free(mb->key);
 	free(mb->dir);
 	free(mb);
@@ -403,14 +469,38 @@ int store_mailbox_sync(struct store_mailbox *mb, const char **error_r)
 	return 0;
 }
 
+int store_mailbox_sync_changes(struct store_mailbox *mb,
+			       struct store_changes *changes,
+			       const char **error_r)
+{
+	if (store_sync_changes(mb, true, changes) < 0) {
+		*error_r = mb->error;
+		return -1;
+	}
+	return 0;
+}
+
+void store_changes_free(struct store_changes *changes)
+{
+	free(changes->expunged_uids);
+	free(changes->expunged_seqs);
+	free(changes->changed_uids);
+	memset(changes, 0, sizeof(*changes));
+}
+
+uint64_t store_mailbox_highestmodseq(const struct store_mailbox *mb)
+{
+	return mb->view_rec.highestmodseq;
+}
+
 uint32_t store_mailbox_uidvalidity(const struct store_mailbox *mb)
 {
-	return mb->rec.uidvalidity;
+	return mb->view_rec.uidvalidity;
 }
 
 uint32_t store_mailbox_uidnext(const struct store_mailbox *mb)
 {
-	return mb->rec.uidnext;
+	return mb->view_rec.uidnext;
 }
 
 uint32_t store_mailbox_count(const struct store_mailbox *mb)

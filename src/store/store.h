@@ -26,6 +26,13 @@ struct store_user;
 struct store_mailbox;
 struct store_delivery;
 
+/* Most keywords a mailbox can have (RFC 3501 2.3.2 keywords; the
+ * PERMANENTFLAGS "\*" ends when the table is full). Indices are stable
+ * for the life of the mailbox. The first 26 also live in file names. */
+#define STORE_KEYWORDS_MAX 64
+/* Longest keyword name accepted. */
+#define STORE_KEYWORD_NAME_MAX 128
+
 /* System flags (RFC 3501 2.3.2) and their Maildir letters. */
 enum store_flag {
 	STORE_FLAG_SEEN = 1 << 0,	/* S */
@@ -48,7 +55,64 @@ struct store_msg {
 	char *basename;		/* unique part of the file name, before ':';
 				   also the POP3 UIDL (it never changes) */
 	char *path;		/* current name relative to the Maildir:
-				   "new/<name>" or "cur/<name>:2,FLAGS" */
+				   "new/<name>" or "cur/<name>:2,FLAGS".
+				   Both NULL in a STORE_OPEN_NO_NAMES view */
+};
+
+/* Flag change operations (IMAP STORE FLAGS / +FLAGS / -FLAGS). */
+enum store_flag_op {
+	STORE_FLAGS_REPLACE,
+	STORE_FLAGS_ADD,
+	STORE_FLAGS_REMOVE,
+};
+
+/* Per-message outcome of store_msgs_update_flags. */
+enum store_update_status {
+	STORE_UPDATE_CHANGED,	/* flags changed; modseq is the new one */
+	STORE_UPDATE_UNCHANGED,	/* already so; modseq is the current one */
+	STORE_UPDATE_MODIFIED,	/* RFC 7162 3.1.3 UNCHANGEDSINCE failed:
+				   modseq (current) > unchanged_since */
+	STORE_UPDATE_EXPUNGED,	/* no such UID (any more); modseq 0 */
+};
+
+struct store_update_result {
+	uint64_t modseq;
+	enum store_update_status status;
+};
+
+/* What changed in the index since this view's previous state (see
+ * store_mailbox_sync_changes). Arrays are malloc()ed; free with
+ * store_changes_free. */
+struct store_changes {
+	bool uidvalidity_changed;	/* the view was rebuilt from a new
+					   UIDVALIDITY: IMAP must BYE */
+	/* Expunged messages, ascending UID, with their sequence numbers
+	 * (1-based) in the previous view: send EXPUNGE for expunged_seqs in
+	 * descending order, or ascending each minus the ones already sent. */
+	uint32_t *expunged_uids;
+	uint32_t *expunged_seqs;
+	size_t expunged_count;
+	/* New messages: the last new_count entries of the view. */
+	uint32_t new_count;
+	/* Messages of both views whose flags/keywords (modseq) changed
+	 * except by this view's own store_msg(s)_update_flags. Ascending. */
+	uint32_t *changed_uids;
+	size_t changed_count;
+};
+
+/* Mailbox attributes given to store_mailbox_list callbacks. */
+enum store_list_flags {
+	STORE_LIST_NOSELECT = 1 << 0,	/* only implied by a child */
+	STORE_LIST_HAS_CHILDREN = 1 << 1,
+	STORE_LIST_HAS_NO_CHILDREN = 1 << 2,
+};
+
+/* store_mailbox_open_flags options. */
+enum store_open_flags {
+	/* Keep basename/path out of the view (they are NULL): 64 bytes a
+	 * message. store_msg_open looks the file up in the index. For IMAP;
+	 * POP3 needs the names (UIDL). */
+	STORE_OPEN_NO_NAMES = 1 << 0,
 };
 
 /* ---- users ---- */
@@ -78,6 +142,14 @@ int store_delivery_write(struct store_delivery *d, const void *data,
 int store_delivery_commit(struct store_delivery **d, uint32_t flags,
 			  time_t internal_date, uint32_t *uid_r,
 			  const char **error_r);
+/* As store_delivery_commit, also setting keywords (names; created in the
+ * mailbox's table when missing: -1 errno ENOSPC when it is full, EINVAL
+ * for a name that is not an atom). The message is indexed in one small
+ * transaction (no directory scan) when uid_r is not NULL. */
+int store_delivery_commit_keywords(struct store_delivery **d, uint32_t flags,
+				   const char *const *keywords,
+				   size_t keyword_count, time_t internal_date,
+				   uint32_t *uid_r, const char **error_r);
 /* Removes the temporary file; frees d. Safe on NULL. */
 void store_delivery_abort(struct store_delivery **d);
 
@@ -87,11 +159,47 @@ void store_delivery_abort(struct store_delivery **d);
  * Maildir++ folders with '/' as the hierarchy separator. */
 int store_mailbox_open(struct store_user *su, const char *name,
 		       struct store_mailbox **mb_r, const char **error_r);
+/* store_mailbox_open with enum store_open_flags. */
+int store_mailbox_open_flags(struct store_user *su, const char *name,
+			     unsigned flags, struct store_mailbox **mb_r,
+			     const char **error_r);
 void store_mailbox_close(struct store_mailbox **mb);
 /* Creates the Maildir++ folder for name (not INBOX): -1 with errno EEXIST
  * if it exists, EINVAL if the name is not allowed (see maildir.c). */
 int store_mailbox_create(struct store_user *su, const char *name,
 			 const char **error_r);
+/* Deletes the folder's messages and directory; its children (Maildir++
+ * ".name.child" folders) stay, so "name" then lists as \Noselect
+ * (RFC 3501 6.3.4). Refuses INBOX (EPERM). -1 errno ENOENT if missing. */
+int store_mailbox_delete(struct store_user *su, const char *name,
+			 const char **error_r);
+/* Renames a folder and all its children (RFC 3501 6.3.5); each keeps its
+ * UIDVALIDITY and UIDs. -1 errno EEXIST when new_name (or a child's new
+ * name) exists, ENOENT when old_name does not. Renaming INBOX moves all
+ * of INBOX's messages into the new mailbox (created, fresh UIDVALIDITY;
+ * must not exist) and leaves INBOX empty; INBOX's children stay. */
+int store_mailbox_rename(struct store_user *su, const char *old_name,
+			 const char *new_name, const char **error_r);
+/* Calls cb for INBOX, then every folder in name order, '/' separated,
+ * including parents implied by a child (STORE_LIST_NOSELECT). Names are
+ * valid during the callback only. Returns 0 or -1. */
+int store_mailbox_list(struct store_user *su,
+		       void (*cb)(const char *name, unsigned list_flags,
+				  void *ctx),
+		       void *ctx, const char **error_r);
+/* Subscriptions (RFC 3501 6.3.6/6.3.7) kept in <root>/subscriptions, one
+ * name a line, rewritten atomically under a lock. get returns a malloc()ed
+ * NULL-terminated array of malloc()ed names (store_subscriptions_free).
+ * set does not check that the mailbox exists (RFC 3501 allows it). */
+int store_subscriptions_get(struct store_user *su, char ***names_r,
+			    size_t *count_r, const char **error_r);
+void store_subscriptions_free(char ***names);
+int store_subscriptions_set(struct store_user *su, const char *name,
+			    bool subscribed, const char **error_r);
+/* Reason a mailbox name is refused, or NULL when it is allowed. Names
+ * containing '.' are refused: '.' is the Maildir++ separator on disk and
+ * no escaping is done (Dovecot/Courier would show them as hierarchy). */
+const char *store_mailbox_name_error(const char *name);
 
 /* Takes the POP3 maildrop lock (RFC 1939 section 8: one POP3 session per
  * maildrop). Non-blocking: -1 with errno EWOULDBLOCK if another session
@@ -103,6 +211,18 @@ int store_mailbox_lock_pop3(struct store_mailbox *mb, const char **error_r);
  * files, flags) and refreshes this view's message list. New messages get
  * UIDs in delivery order. Returns 0 or -1. */
 int store_mailbox_sync(struct store_mailbox *mb, const char **error_r);
+/* store_mailbox_sync, reporting in *changes what differs from the previous
+ * view (struct store_changes). Cheap when nothing changed: two stat()s
+ * and one record read (no readdir while new/ and cur/ keep an mtime older
+ * than STORE_DIR_MTIME_SLACK_SECS that the index recorded; no view
+ * rebuild while the index record is unchanged). */
+int store_mailbox_sync_changes(struct store_mailbox *mb,
+			       struct store_changes *changes,
+			       const char **error_r);
+void store_changes_free(struct store_changes *changes);
+/* The view's HIGHESTMODSEQ (RFC 7162): of the record it was built from,
+ * advanced by this view's own flag changes. */
+uint64_t store_mailbox_highestmodseq(const struct store_mailbox *mb);
 uint32_t store_mailbox_uidvalidity(const struct store_mailbox *mb);
 uint32_t store_mailbox_uidnext(const struct store_mailbox *mb);
 /* Messages in this view, ordered by UID; index 0..count-1. The pointers
@@ -119,9 +239,100 @@ int store_msg_open(struct store_mailbox *mb, const struct store_msg *msg,
 /* Replaces a message's system flags (renames the file). */
 int store_msg_set_flags(struct store_mailbox *mb, uint32_t uid,
 			uint32_t flags, const char **error_r);
+/* Changes system flags and keyword bits of uid (RFC 3501 6.4.6 STORE).
+ * unchanged_since (RFC 7162 UNCHANGEDSINCE; 0 = unconditional): when the
+ * message's modseq is greater, nothing changes, *changed_r is false and
+ * *new_modseq_r the (greater) current modseq. Otherwise *new_modseq_r is
+ * the new modseq when *changed_r, else the current one. The file is
+ * renamed only when its letters change; modseq and HIGHESTMODSEQ are
+ * bumped when flags or keywords change. The view entry is updated.
+ * -1 errno ENOENT when uid is expunged. */
+int store_msg_update_flags(struct store_mailbox *mb, uint32_t uid,
+			   enum store_flag_op op, uint32_t flags,
+			   uint64_t keywords, uint64_t unchanged_since,
+			   uint64_t *new_modseq_r, bool *changed_r,
+			   const char **error_r);
+/* The same for many UIDs in one index transaction; all changed messages
+ * share one new modseq (RFC 7162 3.1: one per STORE command). results
+ * (count entries, may be NULL) gets each UID's outcome. Returns 0 or -1
+ * (nothing changed in the index then; renamed files are found again by
+ * the next sync). */
+int store_msgs_update_flags(struct store_mailbox *mb, const uint32_t *uids,
+			    size_t count, enum store_flag_op op,
+			    uint32_t flags, uint64_t keywords,
+			    uint64_t unchanged_since,
+			    struct store_update_result *results,
+			    const char **error_r);
+
+/* ---- keywords (per mailbox) ---- */
+
+/* The keyword table: names[i] is keyword bit i. The array and names are
+ * owned by mb and valid until the next keyword call or close. */
+int store_mailbox_keyword_names(struct store_mailbox *mb,
+				const char *const **names_r,
+				unsigned *count_r, const char **error_r);
+/* Index of keyword name (case-insensitive). Missing: created when create
+ * is true (-1 errno ENOSPC when STORE_KEYWORDS_MAX are in use, EINVAL for
+ * a name that is not an atom or starts with a backslash), else -1 errno
+ * ENOENT. */
+int store_mailbox_keyword_index(struct store_mailbox *mb, const char *name,
+				bool create, unsigned *idx_r,
+				const char **error_r);
+
+/* ---- \Recent, expunge history ---- */
+
+/* RFC 3501 2.3.2 \Recent: returns in *first_recent_uid_r the mailbox's
+ * first recent UID and atomically moves it to this view's UIDNEXT, so the
+ * view's messages with UID >= *first_recent_uid_r are recent for this
+ * session only. Call from read-write SELECT and later syncs of it. */
+int store_mailbox_claim_recent(struct store_mailbox *mb,
+			       uint32_t *first_recent_uid_r,
+			       const char **error_r);
+/* Calls cb for each range of UIDs expunged with a modseq > modseq (RFC
+ * 7162 QRESYNC VANISHED (EARLIER)), oldest first. Returns 0 when the
+ * history is complete, 1 when records older than requested were dropped
+ * (STORE_EXPUNGED_RECORDS_MAX; the caller must treat every UID it knows
+ * and the view lacks as expunged), -1 on error. */
+int store_mailbox_expunged_since(struct store_mailbox *mb, uint64_t modseq,
+				 void (*cb)(uint32_t first_uid,
+					    uint32_t last_uid,
+					    uint64_t modseq, void *ctx),
+				 void *ctx, const char **error_r);
+
+/* ---- copy (RFC 3501 6.4.7, UIDPLUS 4315 COPYUID, MOVE 6851) ---- */
+
+/* Copies messages src_uids (count) into dst: hard links (a copy when
+ * link() is impossible) in dst's cur/ keeping flags and keywords (mapped
+ * by name; created in dst), dst's cur/ fsync()ed, indexed in one
+ * transaction. dst_uids_r (count entries) gets each new UID in order, 0
+ * for a source UID that no longer exists. dst's view is not refreshed.
+ * MOVE = copy + store_msgs_expunge on src. */
+int store_mailbox_copy(struct store_mailbox *src, const uint32_t *src_uids,
+		       size_t count, struct store_mailbox *dst,
+		       uint32_t *dst_uids_r, const char **error_r);
+
+/* ---- change notification (IDLE) ---- */
+
+/* One inotify fd per process watches new/ and cur/ of the mailboxes
+ * added (refcounted by folder: adding the same mailbox twice returns the
+ * same id). The caller polls store_watch_fd() (readable = events) and
+ * calls store_watch_read, which calls cb once per changed watch id. */
+int store_watch_add(struct store_mailbox *mb, int *id_r,
+		    const char **error_r);
+void store_watch_remove(int id);
+/* -1 before the first store_watch_add. */
+int store_watch_fd(void);
+/* Reads all pending events (non-blocking). Returns the number of ids
+ * reported, or -1. */
+int store_watch_read(void (*cb)(int id, void *ctx), void *ctx);
 /* Removes messages by UID (files unlinked, index records dropped). Missing
- * files are not an error. The view is refreshed. */
+ * files are not an error. The expunge bumps HIGHESTMODSEQ and is recorded
+ * (store_mailbox_expunged_since). The view is refreshed. */
 int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids,
 			  size_t count, const char **error_r);
+/* The same without refreshing the view, so that the next
+ * store_mailbox_sync_changes reports them (IMAP EXPUNGE). */
+int store_msgs_expunge(struct store_mailbox *mb, const uint32_t *uids,
+		       size_t count, const char **error_r);
 
 #endif

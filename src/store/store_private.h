@@ -8,6 +8,9 @@
  *   <folder>/heron-uidlist          "1 V<uidvalidity> N<uidnext>" then
  *                                   "<uid> <basename>" lines
  *   <folder>/heron-pop3.lock        flock()ed by the POP3 session
+ *   <folder>/dovecot-keywords       "<index> <name>" for keywords 0..25,
+ *                                   the letters a..z in file names
+ *   <root>/subscriptions            one subscribed mailbox name a line
  *   <root>/heron.index (+ -lock)    LMDB, see struct index_* below */
 #ifndef HERON_STORE_PRIVATE_H
 #define HERON_STORE_PRIVATE_H
@@ -33,6 +36,16 @@
 /* "cur/" + ":2," + "DFPRST" + keyword letters: room kept after each path
  * in a view so a flag change can be written in place. SIZE-MATH */
 #define STORE_PATH_EXTRA (4 + 3 + 6 + 26 + 1)
+#define STORE_KEYWORDS_NAME "dovecot-keywords"
+#define STORE_SUBSCRIPTIONS_NAME "subscriptions"
+/* Keywords 0..25 are written into file names as the letters a..z. */
+#define STORE_KEYWORD_LETTERS 26
+/* A directory whose mtime is this recent may still change within the
+ * same timestamp tick: it is always scanned, and its mtime not trusted. */
+#define STORE_DIR_MTIME_SLACK_SECS 2
+/* Expunge history kept per mailbox (records, one per expunge/sync); older
+ * records are dropped and expunged_floor raised. */
+#define STORE_EXPUNGED_RECORDS_MAX 1000
 
 /* One LMDB environment per index path per process (LMDB forbids opening
  * the same environment twice in a process); refcounted. */
@@ -46,6 +59,8 @@ struct store_index {
 	MDB_dbi dbi_mbox;	/* mailbox key -> struct index_mbox */
 	MDB_dbi dbi_msg;	/* (id BE32, uid BE32) -> index_msg + names */
 	MDB_dbi dbi_bname;	/* (id BE32, basename) -> uid (u32) */
+	MDB_dbi dbi_kw;		/* id BE32 -> keyword names, NUL-ended */
+	MDB_dbi dbi_exp;	/* (id BE32, modseq BE64) -> uid ranges */
 };
 
 /* Records are stored in host byte order (the index never leaves the
@@ -63,7 +78,15 @@ struct index_mbox {
 	uint64_t highestmodseq;
 	uint32_t count;		/* messages */
 	uint32_t uidlist_lines;	/* "<uid> <basename>" lines in the file */
+	/* --- added for IMAP; records of the old size read as zeros --- */
+	uint32_t first_recent_uid;	/* \Recent for uids >= this (0 = 1) */
+	uint32_t expunged_records;	/* entries in dbi_exp */
+	int64_t new_mtime_ns;	/* new/ and cur/ mtimes the index matches; */
+	int64_t cur_mtime_ns;	/* 0 = unknown, scan */
+	uint64_t expunged_floor;	/* expunge history complete above this */
 };
+/* Size of index_mbox before the IMAP fields. */
+#define INDEX_MBOX_V1_SIZE 32
 
 /* Followed by basename_len bytes of basename, then path_len bytes of the
  * path ("new/..." or "cur/..."), no NULs. */
@@ -98,9 +121,16 @@ struct store_mailbox {
 	char *key;		/* index key: "INBOX" or ".A.B" */
 	char *dir;		/* absolute folder directory */
 	struct index_mbox rec;	/* as of the last sync */
+	struct index_mbox view_rec;	/* the record msgs were built from
+					   (highestmodseq advanced by own
+					   changes that the view holds) */
+	bool has_view;
+	bool no_names;		/* STORE_OPEN_NO_NAMES */
 	struct store_msg *msgs;	/* sorted by UID */
 	uint32_t count;
 	char *strings;		/* basenames and paths of msgs, one block */
+	char **kw_names;	/* cached keyword table (only grows) */
+	unsigned kw_count;
 	int pop3_fd;
 	char error[STORE_ERROR_MAX];
 };
@@ -117,6 +147,12 @@ struct store_delivery {
 	bool last_was_cr;
 };
 
+/* A file just placed into a folder, to be indexed (copy, append). */
+struct index_new_file {
+	struct index_msg hdr;	/* modseq is set by index_add_files */
+	char path[STORE_NAME_MAX + 8];	/* "new/..." or "cur/..." */
+};
+
 /* ---- maildir.c ---- */
 /* Maps a mailbox name to its index key and directory. -1 with errno
  * EINVAL on names that are not allowed. Caller frees both. */
@@ -124,12 +160,22 @@ int maildir_resolve(struct store_user *su, const char *name, char **key_r,
 		    char **dir_r);
 /* Flags from a file name's ":2," suffix (none for other names). */
 uint32_t maildir_name_flags(const char *name, size_t len);
-/* Writes "cur/<basename>:2,<letters><keywords>" into buf; keywords are
- * the lowercase letters kept from the old name (may be NULL). Returns the
- * length, or -1 when it does not fit. */
+/* Keyword bits 0..25 from the lowercase letters of the ":2," suffix. */
+uint64_t maildir_name_keywords(const char *name, size_t len);
+/* Writes "cur/<basename>:2,<letters><keyword letters>" into buf (keyword
+ * bits 0..25 as a..z). Returns the length, or -1 when it does not fit. */
 int maildir_cur_path(char *buf, size_t size, const char *basename,
-		     size_t bn_len, uint32_t flags, const char *old_name,
-		     size_t old_len);
+		     size_t bn_len, uint32_t flags, uint64_t keywords);
+/* True when a file's path in new/ or cur/ would change for these flags. */
+bool maildir_path_differs(const char *path, size_t path_len, uint32_t flags,
+			  uint64_t keywords);
+/* Same, with the reason for refusing it in *why_r. */
+int maildir_resolve_why(struct store_user *su, const char *name,
+			char **key_r, char **dir_r, const char **why_r);
+/* Removes dir's messages and Heron/Maildir files, then dir itself. */
+int maildir_remove_folder(const char *dir, char *errbuf);
+/* Creates the folder dir (tmp/ new/ cur/ and maildirfolder). */
+int maildir_create_folder(const char *dir, char *errbuf);
 /* Searches new/ and cur/ of dir for a file with this basename; writes
  * "new/<name>" or "cur/<name>" into buf. Returns 1 found, 0 not, -1 err. */
 int maildir_find(const char *dir, const char *basename, size_t bn_len,
@@ -184,6 +230,43 @@ int index_del_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
 int index_get_bname(struct store_index *idx, MDB_txn *txn, uint32_t id,
 		    const char *basename, size_t bn_len, uint32_t *uid_r);
 
+/* (id, modseq) -> ranges: records an expunge of the sorted uids. Updates
+ * rec->expunged_records/expunged_floor, pruning the oldest records. */
+int index_put_expunged(struct store_index *idx, MDB_txn *txn,
+		       struct index_mbox *rec, uint64_t modseq,
+		       const uint32_t *uids, size_t count);
+/* Drops every record of mailbox id (messages, basenames, keywords,
+ * expunge history). */
+int index_del_mailbox_data(struct store_index *idx, MDB_txn *txn,
+			   uint32_t id);
+/* Indexes files already in mb's folder in txn (rec read by the caller and
+ * written back by it): one UID each, in order, a new modseq, and their
+ * heron-uidlist lines. A file already indexed keeps its UID. */
+int index_add_files(struct store_mailbox *mb, MDB_txn *txn,
+		    struct index_mbox *rec, const struct index_new_file *files,
+		    size_t count, uint32_t *uids_r);
+
+/* ---- keywords.c ---- */
+/* Index of name in mailbox id's table (txn must be a write txn when
+ * create is true). 0 found/created, MDB_NOTFOUND when missing and not
+ * created, EINVAL bad name, ENOSPC table full; LMDB code otherwise.
+ * dir gets its dovecot-keywords file rewritten when a keyword < 26 is
+ * added. */
+int keyword_lookup(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		   const char *dir, const char *name, bool create,
+		   unsigned *idx_r);
+/* Name of keyword i of mailbox id into buf; 0, MDB_NOTFOUND. */
+int keyword_name(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		 unsigned i, char *buf, size_t size);
+/* Imports dir's dovecot-keywords into a new mailbox id (rebuild). */
+int keyword_import(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		   const char *dir);
+bool keyword_name_valid(const char *name);
+
+/* ---- delivery.c ---- */
+/* A new unique base name "<secs>.M<usecs>P<pid>Q<n>.<host>". */
+void delivery_new_base(char *buf, size_t size);
+
 /* ---- uidlist.c ---- */
 struct uidlist_ent {
 	uint32_t uid;
@@ -216,8 +299,17 @@ int uidlist_rewrite(const char *dir, struct store_index *idx, MDB_txn *txn,
 		    struct index_mbox *rec, char *errbuf, size_t errsize);
 
 /* ---- sync.c ---- */
-/* Syncs the mailbox; rebuilds the view when build_view is true. */
+/* Syncs the mailbox; rebuilds the view when build_view is true, and then
+ * fills changes (may be NULL) relative to the previous view. */
 int store_sync(struct store_mailbox *mb, bool build_view);
+int store_sync_changes(struct store_mailbox *mb, bool build_view,
+		       struct store_changes *changes);
+/* The view's entry for uid, or NULL. */
+struct store_msg *store_view_find(struct store_mailbox *mb, uint32_t uid);
+/* Appends uidlist lines of new UIDs (rewrites the file when stale). */
+int store_uidlist_add(struct store_mailbox *mb, MDB_txn *txn,
+		      struct index_mbox *rec, const char *text, size_t len,
+		      bool force_rewrite);
 
 /* ---- fault injection (tests only) ---- */
 enum store_fault_step {

@@ -5,7 +5,15 @@
  * serialises all heron writers (and heron-uidlist appends) of the user.
  * A mailbox without an index record (new, or index lost) is rebuilt from
  * heron-uidlist, keeping UIDVALIDITY and the UIDs of files still present.
- * Limits: file names over STORE_NAME_MAX bytes and dot files are ignored. */
+ * Limits: file names over STORE_NAME_MAX bytes and dot files are ignored.
+ *
+ * Fast path: the index record keeps the mtimes (ns) of new/ and cur/ as
+ * of the last scan that matched it. When both are unchanged and older
+ * than STORE_DIR_MTIME_SLACK_SECS (a change within the same timestamp
+ * tick would not move the mtime), nothing is read from the directories;
+ * when the record also equals the one the view was built from, the view
+ * is kept as it is. View rebuilds merge with the old view to report
+ * expunged, new and changed messages (struct store_changes). */
 #include "store/store_private.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
@@ -24,6 +32,7 @@ struct scan_ent {
 	uint16_t len;		/* of that path */
 	uint16_t bn_len;	/* basename = names + off + 4 */
 	uint32_t flags;
+	uint32_t kw_letters;	/* keyword bits 0..25 from the name */
 	bool is_seen;		/* matched an index record */
 };
 
@@ -49,6 +58,8 @@ struct sync_ctx {
 	size_t upd_count;
 	size_t new_count;
 	struct uidlist ul;
+	int64_t mtime_ns[2];	/* new/, cur/ before the scan; 0 = recent */
+	struct store_changes *changes;
 };
 
 static const char *scan_names;
@@ -92,7 +103,12 @@ static void scan_add(struct sync_ctx *ctx, const char *sub, const char *name)
 	e->off = (uint32_t)ctx->names_len;
 	e->len = (uint16_t)(len + 4);
 	e->bn_len = (uint16_t)bn_len;
-	e->flags = strcmp(sub, "cur") == 0 ? maildir_name_flags(name, len) : 0;
+	e->flags = 0;
+	e->kw_letters = 0;
+	if (strcmp(sub, "cur") == 0) {
+		e->flags = maildir_name_flags(name, len);
+		e->kw_letters = (uint32_t)maildir_name_keywords(name, len);
+	}
 	e->is_seen = false;
 	memcpy(ctx->names + ctx->names_len, sub, 3);
 	ctx->names[ctx->names_len + 3] = '/';
@@ -125,13 +141,39 @@ static int scan_dir(struct sync_ctx *ctx, const char *sub)
 
 /* Reads new/ and cur/, sorts by basename, drops duplicates (a file seen
  * in both while another MUA moved it: the cur/ one wins). */
+/* mtimes of new/ and cur/ in ns, 0 for one that may still change
+ * unnoticed (STORE_DIR_MTIME_SLACK_SECS). */
+static int dir_mtimes(struct store_mailbox *mb, int64_t ns_r[2])
+{
+	static const char *const subs[] = { "new", "cur" };
+	time_t now = time(NULL);
+	char path[4096];
+	struct stat st;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", mb->dir, subs[i]);
+		if (stat(path, &st) < 0)
+			return store_set_error(mb->error, NULL,
+					       "stat(%s) failed: %s", path,
+					       strerror(errno));
+		ns_r[i] = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+			st.st_mtim.tv_nsec;
+		if (st.st_mtim.tv_sec >= now - STORE_DIR_MTIME_SLACK_SECS ||
+		    ns_r[i] == 0)
+			ns_r[i] = 0;
+	}
+	return 0;
+}
+
 static int scan(struct sync_ctx *ctx)
 {
 	size_t i, j;
 
 	ctx->count = 0;
 	ctx->names_len = 0;
-	if (scan_dir(ctx, "new") < 0 || scan_dir(ctx, "cur") < 0)
+	/* Before reading: a change during the scan moves the mtime on. */
+	if (dir_mtimes(ctx->mb, ctx->mtime_ns) < 0 ||
+	    scan_dir(ctx, "new") < 0 || scan_dir(ctx, "cur") < 0)
 		return -1;
 	scan_names = ctx->names;
 	if (ctx->count > 1)
@@ -273,6 +315,10 @@ static int apply_new_rec(struct sync_ctx *ctx)
 		meta.last_uidvalidity = ctx->rec.uidvalidity;
 	ctx->rec.uidnext = ctx->ul.uidnext > 0 ? ctx->ul.uidnext : 1;
 	ctx->rec.highestmodseq = 1;
+	ctx->rec.first_recent_uid = 1;
+	if ((rc = keyword_import(ctx->idx, ctx->txn, ctx->rec.id,
+				 ctx->mb->dir)) != 0)
+		return rc;
 	if (ctx->ul.count > 0)
 		log_info("store: rebuilding mailbox index from %s dir=%s "
 			 "uidvalidity=%u known_uids=%zu files=%zu",
@@ -281,10 +327,18 @@ static int apply_new_rec(struct sync_ctx *ctx)
 	return index_put_meta(ctx->idx, ctx->txn, &meta);
 }
 
-static int apply_dels_upds(struct sync_ctx *ctx)
+static int uid_cmp(const void *a, const void *b)
 {
-	struct index_msg_view msg;
-	struct index_msg hdr;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Files gone from the directories: expunged by someone else. One modseq
+ * for all of them, recorded for QRESYNC. */
+static int apply_dels(struct sync_ctx *ctx)
+{
+	size_t n = 0;
 	int rc;
 
 	for (size_t i = 0; i < ctx->del_count; i++) {
@@ -292,9 +346,30 @@ static int apply_dels_upds(struct sync_ctx *ctx)
 				   ctx->dels[i]);
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return rc;
-		if (rc == 0 && ctx->rec.count > 0)
+		if (rc == MDB_NOTFOUND)
+			continue;
+		ctx->dels[n++] = ctx->dels[i];
+		if (ctx->rec.count > 0)
 			ctx->rec.count--;
 	}
+	if (n == 0)
+		return 0;
+	qsort(ctx->dels, n, sizeof(*ctx->dels), uid_cmp);
+	ctx->rec.highestmodseq++;
+	return index_put_expunged(ctx->idx, ctx->txn, &ctx->rec,
+				  ctx->rec.highestmodseq, ctx->dels, n);
+}
+
+static int apply_dels_upds(struct sync_ctx *ctx)
+{
+	const uint64_t letters = (UINT64_C(1) << STORE_KEYWORD_LETTERS) - 1;
+	struct index_msg_view msg;
+	struct index_msg hdr;
+	uint64_t kw;
+	int rc;
+
+	if ((rc = apply_dels(ctx)) != 0)
+		return rc;
 	for (size_t i = 0; i < ctx->upd_count; i++) {
 		const struct scan_ent *e = &ctx->ents[ctx->upds[i].ent];
 		char bn[STORE_NAME_MAX + 1];
@@ -305,9 +380,13 @@ static int apply_dels_upds(struct sync_ctx *ctx)
 			return rc;
 		hdr = msg.hdr;
 		memcpy(bn, msg.basename, hdr.basename_len);
-		if (hdr.flags != e->flags)
+		/* Letters a..z come from the name; keywords 26.. only
+		 * live in the index. */
+		kw = (hdr.keywords & ~letters) | e->kw_letters;
+		if (hdr.flags != e->flags || hdr.keywords != kw)
 			hdr.modseq = ++ctx->rec.highestmodseq;
 		hdr.flags = e->flags;
+		hdr.keywords = kw;
 		hdr.path_len = e->len;
 		rc = index_put_msg(ctx->idx, ctx->txn, ctx->rec.id,
 				   ctx->upds[i].uid, &hdr, bn,
@@ -385,6 +464,7 @@ static int new_msg_hdr(struct sync_ctx *ctx, const struct scan_ent *e,
 				       strerror(errno));
 	}
 	hdr->flags = e->flags;
+	hdr->keywords = e->kw_letters;
 	hdr->basename_len = e->bn_len;
 	hdr->path_len = e->len;
 	hdr->size = s >= 0 ? (uint64_t)s : (uint64_t)st.st_size;
@@ -488,28 +568,29 @@ static int apply_news(struct sync_ctx *ctx, char **text, size_t *text_len)
 	return rc;
 }
 
-static int apply_uidlist(struct sync_ctx *ctx, const char *text, size_t len)
+int store_uidlist_add(struct store_mailbox *mb, MDB_txn *txn,
+		      struct index_mbox *rec, const char *text, size_t len,
+		      bool force_rewrite)
 {
-	struct store_mailbox *mb = ctx->mb;
 	uint32_t lines = 0;
 
 	for (size_t i = 0; i < len; i++)
 		lines += text[i] == '\n';
-	if (!ctx->is_rec_missing &&
-	    ctx->rec.uidlist_lines + lines <= 2 * ctx->rec.count +
+	if (!force_rewrite &&
+	    rec->uidlist_lines + lines <= 2 * rec->count +
 	    STORE_UIDLIST_SLACK) {
 		if (len == 0)
 			return 0;
 		if (uidlist_append(mb->dir, text, len, mb->error,
 				   sizeof(mb->error)) == 0) {
-			ctx->rec.uidlist_lines += lines;
+			rec->uidlist_lines += lines;
 			return 0;
 		}
 		if (errno != ENOENT)
 			return -1;
 	}
-	return uidlist_rewrite(mb->dir, ctx->idx, ctx->txn, &ctx->rec,
-			       mb->error, sizeof(mb->error));
+	return uidlist_rewrite(mb->dir, mb->su->index, txn, rec, mb->error,
+			       sizeof(mb->error));
 }
 
 /* Applies the plan in the write transaction. Returns 0, -1 (error set,
@@ -527,41 +608,67 @@ static int apply(struct sync_ctx *ctx)
 		free(text);
 		return rc;
 	}
-	rc = apply_uidlist(ctx, text, text_len);
+	rc = store_uidlist_add(ctx->mb, ctx->txn, &ctx->rec, text, text_len,
+			       ctx->is_rec_missing);
 	free(text);
-	if (rc != 0)
-		return rc;
-	return index_put_mbox(ctx->idx, ctx->txn, ctx->mb->key, &ctx->rec);
+	return rc;
 }
 
-static void view_set(struct store_mailbox *mb, struct store_msg *msgs,
-		     size_t *offs, uint32_t count, char *strings)
+struct view_build {
+	struct store_msg *msgs;
+	uint32_t n, cap;
+	size_t *offs;		/* basename, path offsets in strings */
+	char *strings;
+	size_t len, scap;
+	size_t exp_cap, chg_cap;
+};
+
+static void u32_push(uint32_t **arr, size_t *n, size_t *cap, uint32_t v)
 {
-	for (uint32_t i = 0; i < count; i++) {
-		msgs[i].basename = strings + offs[2 * i];
-		msgs[i].path = strings + offs[2 * i + 1];
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*arr = xreallocarray(*arr, *cap, sizeof(**arr));
 	}
-	free(mb->msgs);
-	free(mb->strings);
-	mb->msgs = msgs;
-	mb->count = count;
-	mb->strings = strings;
+	(*arr)[(*n)++] = v;
 }
 
-/* Appends one record to the view arrays; the path gets room to grow by a
+/* Keeps a copy of the record's names; the path gets room to grow by a
  * flag change (STORE_PATH_EXTRA). */
-static void view_add(struct store_msg *m, size_t *offs, char **strings,
-		     size_t *len, size_t *cap, uint32_t uid,
-		     const struct index_msg_view *msg)
+static void view_add_names(struct view_build *b,
+			   const struct index_msg_view *msg)
 {
 	size_t bn = msg->hdr.basename_len, pl = msg->hdr.path_len;
 	size_t need = bn + 1 + (pl > bn + STORE_PATH_EXTRA ? pl :
 				bn + STORE_PATH_EXTRA) + 1; /* SIZE-MATH */
+	size_t *offs = &b->offs[2 * (b->n - 1)];
 
-	while (*len + need > *cap) {
-		*cap = *cap ? *cap * 2 : 16384;
-		*strings = xrealloc(*strings, *cap);
+	while (b->len + need > b->scap) {
+		b->scap = b->scap ? b->scap * 2 : 16384;
+		b->strings = xrealloc(b->strings, b->scap);
 	}
+	offs[0] = b->len;
+	memcpy(b->strings + b->len, msg->basename, bn);
+	b->strings[b->len + bn] = '\0';
+	offs[1] = b->len + bn + 1;
+	memcpy(b->strings + offs[1], msg->path, pl);
+	b->strings[offs[1] + pl] = '\0';
+	b->len += need;
+}
+
+static void view_add(struct view_build *b, bool names, uint32_t uid,
+		     const struct index_msg_view *msg)
+{
+	struct store_msg *m;
+
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 64;
+		b->msgs = xreallocarray(b->msgs, b->cap, sizeof(*b->msgs));
+		if (names)
+			b->offs = xreallocarray(b->offs, b->cap,
+						2 * sizeof(*b->offs));
+	}
+	m = &b->msgs[b->n++];
+	memset(m, 0, sizeof(*m));
 	m->uid = uid;
 	m->flags = msg->hdr.flags;
 	m->keywords = msg->hdr.keywords;
@@ -569,30 +676,105 @@ static void view_add(struct store_msg *m, size_t *offs, char **strings,
 	m->vsize = msg->hdr.vsize;
 	m->internal_date = (time_t)msg->hdr.internal_date;
 	m->modseq = msg->hdr.modseq;
-	offs[0] = *len;
-	memcpy(*strings + *len, msg->basename, bn);
-	(*strings)[*len + bn] = '\0';
-	offs[1] = *len + bn + 1;
-	memcpy(*strings + offs[1], msg->path, pl);
-	(*strings)[offs[1] + pl] = '\0';
-	*len += need;
+	if (names)
+		view_add_names(b, msg);
+}
+
+/* Merge step for change reporting: old view entries below uid are
+ * expunged; an old entry with this uid and another modseq changed. */
+static void view_diff(struct store_mailbox *mb, struct store_changes *ch,
+		      struct view_build *b, uint32_t *j,
+		      const struct store_msg *m)
+{
+	while (*j < mb->count && (m == NULL || mb->msgs[*j].uid < m->uid)) {
+		if (ch->expunged_count == b->exp_cap) {
+			b->exp_cap = b->exp_cap ? b->exp_cap * 2 : 64;
+			ch->expunged_uids = xreallocarray(ch->expunged_uids,
+				b->exp_cap, sizeof(uint32_t));
+			ch->expunged_seqs = xreallocarray(ch->expunged_seqs,
+				b->exp_cap, sizeof(uint32_t));
+		}
+		ch->expunged_uids[ch->expunged_count] = mb->msgs[*j].uid;
+		ch->expunged_seqs[ch->expunged_count++] = *j + 1;
+		(*j)++;
+	}
+	if (m == NULL)
+		return;
+	if (*j < mb->count && mb->msgs[*j].uid == m->uid) {
+		if (mb->msgs[*j].modseq != m->modseq)
+			u32_push(&ch->changed_uids, &ch->changed_count,
+				 &b->chg_cap, m->uid);
+		(*j)++;
+	} else {
+		ch->new_count++;
+	}
+}
+
+static void view_set(struct store_mailbox *mb, struct view_build *b,
+		     const struct index_mbox *rec)
+{
+	for (uint32_t i = 0; b->offs != NULL && i < b->n; i++) {
+		b->msgs[i].basename = b->strings + b->offs[2 * i];
+		b->msgs[i].path = b->strings + b->offs[2 * i + 1];
+	}
+	free(mb->msgs);
+	free(mb->strings);
+	mb->msgs = b->msgs;
+	mb->count = b->n;
+	mb->strings = b->strings;
+	mb->view_rec = *rec;
+	mb->has_view = true;
+	b->msgs = NULL;
+	b->strings = NULL;
+}
+
+/* Whether the view was built from this record (nothing to refresh). */
+static bool view_is_current(const struct store_mailbox *mb,
+			    const struct index_mbox *rec)
+{
+	const struct index_mbox *v = &mb->view_rec;
+
+	return mb->has_view && v->id == rec->id &&
+		v->uidvalidity == rec->uidvalidity &&
+		v->uidnext == rec->uidnext && v->count == rec->count &&
+		v->highestmodseq == rec->highestmodseq;
+}
+
+/* Whether to diff against the old view (not on the first build, nor
+ * across a UIDVALIDITY change, which the caller must report). */
+static void changes_init(struct store_mailbox *mb, struct store_changes *ch,
+			 const struct index_mbox *rec, bool *diff_r)
+{
+	*diff_r = false;
+	if (ch == NULL || !mb->has_view)
+		return;
+	if (mb->view_rec.uidvalidity != rec->uidvalidity) {
+		ch->uidvalidity_changed = true;
+		return;
+	}
+	*diff_r = true;
 }
 
 static int build_view(struct store_mailbox *mb, MDB_txn *txn,
-		      const struct index_mbox *rec)
+		      const struct index_mbox *rec,
+		      struct store_changes *ch)
 {
 	struct store_index *idx = mb->su->index;
-	size_t cap = rec->count + 1, len = 0, scap = 0, *offs;
-	struct store_msg *msgs = xcalloc(cap, sizeof(*msgs));
+	struct view_build b;
 	struct index_msg_view msg;
-	char *strings = NULL;
-	uint32_t n = 0;
 	uint8_t kbuf[8];
 	MDB_val key = { sizeof(kbuf), kbuf }, val;
 	MDB_cursor *cur;
+	uint32_t j = 0;
+	bool diff;
 	int rc;
 
-	offs = xreallocarray(NULL, cap, 2 * sizeof(*offs));
+	memset(&b, 0, sizeof(b));
+	b.cap = rec->count + 1;
+	b.msgs = xreallocarray(NULL, b.cap, sizeof(*b.msgs));
+	if (!mb->no_names)
+		b.offs = xreallocarray(NULL, b.cap, 2 * sizeof(*b.offs));
+	changes_init(mb, ch, rec, &diff);
 	if ((rc = mdb_cursor_open(txn, idx->dbi_msg, &cur)) != 0)
 		goto out;
 	index_msg_key(kbuf, rec->id, 0);
@@ -604,27 +786,35 @@ static int build_view(struct store_mailbox *mb, MDB_txn *txn,
 			rc = MDB_CORRUPTED;
 			break;
 		}
-		if (n == cap) {
-			cap *= 2;
-			msgs = xreallocarray(msgs, cap, sizeof(*msgs));
-			offs = xreallocarray(offs, cap, 2 * sizeof(*offs));
-		}
-		view_add(&msgs[n], &offs[2 * n], &strings, &len, &scap,
+		view_add(&b, !mb->no_names,
 			 store_get_be32((uint8_t *)key.mv_data + 4), &msg);
-		n++;
+		if (diff)
+			view_diff(mb, ch, &b, &j, &b.msgs[b.n - 1]);
 	}
 	mdb_cursor_close(cur);
 	if (rc == 0 || rc == MDB_NOTFOUND) {
 		rc = 0;
-		view_set(mb, msgs, offs, n, strings);
-		msgs = NULL;
-		strings = NULL;
+		if (diff)
+			view_diff(mb, ch, &b, &j, NULL);
+		view_set(mb, &b, rec);
 	}
 out:
-	free(msgs);
-	free(offs);
-	free(strings);
+	free(b.msgs);
+	free(b.offs);
+	free(b.strings);
 	return rc;
+}
+
+static void rec_set_mtimes(struct sync_ctx *ctx)
+{
+	ctx->rec.new_mtime_ns = ctx->mtime_ns[0];
+	ctx->rec.cur_mtime_ns = ctx->mtime_ns[1];
+}
+
+static bool rec_same(const struct index_mbox *a, const struct index_mbox *b)
+{
+	return a->id == b->id && a->uidnext == b->uidnext &&
+		a->count == b->count && a->highestmodseq == b->highestmodseq;
 }
 
 static int sync_write(struct sync_ctx *ctx, bool want_view)
@@ -643,7 +833,13 @@ static int sync_write(struct sync_ctx *ctx, bool want_view)
 		goto abort;
 	if (changed > 0 && (rc = apply(ctx)) != 0)
 		goto abort;
-	if (want_view && (rc = build_view(ctx->mb, ctx->txn, &ctx->rec)) != 0)
+	rec_set_mtimes(ctx);
+	if ((rc = index_put_mbox(ctx->idx, ctx->txn, ctx->mb->key,
+				 &ctx->rec)) != 0)
+		goto abort;
+	if (want_view && !view_is_current(ctx->mb, &ctx->rec) &&
+	    (rc = build_view(ctx->mb, ctx->txn, &ctx->rec,
+			     ctx->changes)) != 0)
 		goto abort;
 	rc = mdb_txn_commit(ctx->txn);
 	ctx->txn = NULL;
@@ -656,44 +852,114 @@ abort:
 	return rc;
 }
 
+/* Records the directories' mtimes after a scan that matched the index,
+ * unless the index changed meanwhile (then the next sync scans). */
+static int sync_write_mtimes(struct sync_ctx *ctx)
+{
+	struct index_mbox rec;
+	int rc;
+
+	if ((rc = store_index_txn_begin(ctx->idx, 0, &ctx->txn)) != 0)
+		return rc;
+	rc = index_get_mbox(ctx->idx, ctx->txn, ctx->mb->key, &rec);
+	if (rc == 0 && rec_same(&rec, &ctx->rec)) {
+		rec_set_mtimes(ctx);
+		rec.new_mtime_ns = ctx->rec.new_mtime_ns;
+		rec.cur_mtime_ns = ctx->rec.cur_mtime_ns;
+		rc = index_put_mbox(ctx->idx, ctx->txn, ctx->mb->key, &rec);
+	}
+	if (rc == 0)
+		rc = mdb_txn_commit(ctx->txn);
+	else
+		mdb_txn_abort(ctx->txn);
+	ctx->txn = NULL;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The fast path: 1 when the record's mtimes match the directories (the
+ * view refreshed from the index if needed), 0 when a scan is needed. */
+static int sync_fast(struct sync_ctx *ctx, bool want_view, int *rc_r)
+{
+	int64_t ns[2];
+	int rc;
+
+	if (dir_mtimes(ctx->mb, ns) < 0) {
+		*rc_r = -1;
+		return 1;
+	}
+	if (ns[0] == 0 || ns[1] == 0)
+		return 0;
+	if ((rc = store_index_txn_begin(ctx->idx, MDB_RDONLY,
+					&ctx->txn)) != 0) {
+		*rc_r = rc;
+		return 1;
+	}
+	rc = index_get_mbox(ctx->idx, ctx->txn, ctx->mb->key, &ctx->rec);
+	if (rc == 0 && (ctx->rec.new_mtime_ns != ns[0] ||
+			ctx->rec.cur_mtime_ns != ns[1]))
+		rc = MDB_NOTFOUND;
+	if (rc == 0 && want_view && !view_is_current(ctx->mb, &ctx->rec))
+		rc = build_view(ctx->mb, ctx->txn, &ctx->rec, ctx->changes);
+	mdb_txn_abort(ctx->txn);
+	ctx->txn = NULL;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	*rc_r = rc;
+	return 1;
+}
+
 static int sync_run(struct sync_ctx *ctx, bool want_view)
 {
-	int rc, changed;
+	int rc = 0, changed;
 
+	if (sync_fast(ctx, want_view, &rc) > 0)
+		return rc;
 	if (scan(ctx) < 0)
 		return -1;
 	rc = store_index_txn_begin(ctx->idx, MDB_RDONLY, &ctx->txn);
 	if (rc != 0)
 		return rc;
 	changed = plan(ctx, &rc);
-	if (changed == 0 && want_view)
-		rc = build_view(ctx->mb, ctx->txn, &ctx->rec);
+	if (changed == 0 && want_view && !view_is_current(ctx->mb, &ctx->rec))
+		rc = build_view(ctx->mb, ctx->txn, &ctx->rec, ctx->changes);
 	mdb_txn_abort(ctx->txn);
 	ctx->txn = NULL;
 	if (changed != 0 && rc == 0)
-		rc = sync_write(ctx, want_view);
+		return sync_write(ctx, want_view);
+	if (rc == 0 && ctx->mtime_ns[0] != 0 && ctx->mtime_ns[1] != 0 &&
+	    (ctx->mtime_ns[0] != ctx->rec.new_mtime_ns ||
+	     ctx->mtime_ns[1] != ctx->rec.cur_mtime_ns))
+		rc = sync_write_mtimes(ctx);
 	return rc;
 }
 
-int store_sync(struct store_mailbox *mb, bool want_view)
+int store_sync_changes(struct store_mailbox *mb, bool want_view,
+		       struct store_changes *changes)
 {
 	struct sync_ctx ctx;
 	int rc, err;
 
 	memset(&ctx, 0, sizeof(ctx));
+	if (changes != NULL)
+		memset(changes, 0, sizeof(*changes));
 	ctx.mb = mb;
 	ctx.idx = mb->su->index;
+	ctx.changes = changes;
 	rc = sync_run(&ctx, want_view);
 	if (store_index_is_corrupt(rc)) {
 		/* Found while reading: rebuild once, like at open. */
 		log_error("store: index corrupt path=%s error=\"%s\"",
 			  ctx.idx->path, mdb_strerror(rc));
 		uidlist_free(&ctx.ul);
+		if (changes != NULL)
+			store_changes_free(changes);
 		if (store_index_recover(ctx.idx, rc) == 0)
 			rc = sync_run(&ctx, want_view);
 	}
 	if (rc == 0)
 		mb->rec = ctx.rec;
+	else if (changes != NULL)
+		store_changes_free(changes);
 	free(ctx.ents);
 	free(ctx.names);
 	free(ctx.dels);
@@ -706,4 +972,75 @@ int store_sync(struct store_mailbox *mb, bool want_view)
 			mb->dir, mdb_strerror(rc));
 	errno = err;
 	return -1;
+}
+
+int store_sync(struct store_mailbox *mb, bool want_view)
+{
+	return store_sync_changes(mb, want_view, NULL);
+}
+
+struct store_msg *store_view_find(struct store_mailbox *mb, uint32_t uid)
+{
+	size_t lo = 0, hi = mb->count;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (mb->msgs[mid].uid == uid)
+			return &mb->msgs[mid];
+		if (mb->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Adds one file to the index in txn: its existing UID if a sync already
+ * saw it, else UIDNEXT. Appends its uidlist line to text. */
+static int add_one_file(struct store_mailbox *mb, MDB_txn *txn,
+			struct index_mbox *rec,
+			const struct index_new_file *f, uint32_t *uid_r,
+			char **text, size_t *len, size_t *cap)
+{
+	struct store_index *idx = mb->su->index;
+	struct index_msg hdr = f->hdr;
+	const char *bn = f->path + 4;
+	int rc;
+
+	rc = index_get_bname(idx, txn, rec->id, bn, hdr.basename_len, uid_r);
+	if (rc != 0)
+		return rc;
+	if (*uid_r == 0) {
+		if (rec->uidnext == UINT32_MAX)
+			return MDB_MAP_FULL;
+		*uid_r = rec->uidnext++;
+		rec->count++;
+		text_append(text, len, cap, *uid_r, bn, hdr.basename_len);
+	}
+	hdr.modseq = rec->highestmodseq;
+	hdr.path_len = (uint16_t)strlen(f->path);
+	return index_put_msg(idx, txn, rec->id, *uid_r, &hdr, bn, f->path);
+}
+
+int index_add_files(struct store_mailbox *mb, MDB_txn *txn,
+		    struct index_mbox *rec, const struct index_new_file *files,
+		    size_t count, uint32_t *uids_r)
+{
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	int rc = 0;
+
+	rec->highestmodseq++;
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		uids_r[i] = 0;
+		if (files[i].path[0] == '\0')
+			continue;	/* skipped by the caller */
+		rc = add_one_file(mb, txn, rec, &files[i], &uids_r[i], &text,
+				  &len, &cap);
+	}
+	if (rc == 0)
+		rc = store_uidlist_add(mb, txn, rec, text, len, false);
+	free(text);
+	return rc;
 }

@@ -685,6 +685,10 @@ class Heron:
         return bad
 
     def cleanup(self):
+        # HERON_KEEP_DIR=1 keeps the daemon's directory (log, Maildirs)
+        # for debugging a failure.
+        if os.environ.get("HERON_KEEP_DIR"):
+            return
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- CLI
