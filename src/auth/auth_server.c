@@ -12,6 +12,7 @@
  * it pauses). Secrets left in libevent's freed input chains are not wiped. */
 #include "auth/auth_server.h"
 
+#include "auth/auth_cache.h"
 #include "auth/auth_proto.h"
 #include "auth/passdb.h"
 #include "conf/config.h"
@@ -288,7 +289,9 @@ static void handle_request(struct auth_conn *conn,
 
 	switch (req->type) {
 	case AUTH_PROTO_VERIFY:
-		ok = passdb_verify(db, req->user, req->secret);
+		ok = auth_cache_lookup(req->user, req->secret);
+		if (!ok && (ok = passdb_verify(db, req->user, req->secret)))
+			auth_cache_add(req->user, req->secret);
 		handle_verdict(conn, req, ok);
 		break;
 	case AUTH_PROTO_APOP:
@@ -443,6 +446,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *context)
 	}
 	passdb_free(&srv->db);
 	srv->db = db;
+	/* Changed or removed passwords apply at once. */
+	auth_cache_clear();
 	log_info("reloaded %s users=%zu", srv->set->passwd_file,
 		 passdb_count(db));
 	LIST_FOREACH(conn, &srv->conns, list)
@@ -498,6 +503,7 @@ void auth_server_main(const struct settings *set, int listen_fd)
 	srv.db = passdb_load(set->passwd_file, &error);
 	if (srv.db == NULL)
 		log_fatal("cannot load passwd_file: %s", error);
+	auth_cache_init(set->auth_cache_size, set->auth_cache_ttl_secs);
 	/* a worker that went away must not kill us on write */
 	signal(SIGPIPE, SIG_IGN);
 	server_init_events(&srv, listen_fd);

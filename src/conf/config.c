@@ -65,6 +65,10 @@ static const struct config_key config_keys[] = {
 	{ "auth_fail_delay_max_msecs", CONFIG_UINT,
 	  S(auth_fail_delay_max_msecs), "15000", 600000 },
 	{ "max_auth_failures", CONFIG_UINT, S(max_auth_failures), "3", 1000 },
+	{ "auth_cache_size", CONFIG_UINT, S(auth_cache_size), "10000",
+	  10000000 },
+	{ "auth_cache_ttl", CONFIG_UINT, S(auth_cache_ttl_secs), "3600",
+	  86400 * 7 },
 };
 #undef S
 

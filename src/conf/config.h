@@ -53,6 +53,8 @@ struct settings {
 	unsigned auth_fail_delay_msecs;	/* first failure; doubles per failure */
 	unsigned auth_fail_delay_max_msecs;
 	unsigned max_auth_failures;	/* per connection, then disconnect */
+	unsigned auth_cache_size;	/* verified logins kept; 0 = off */
+	unsigned auth_cache_ttl_secs;
 };
 
 /* Loads path into a fresh *set_r (defaults applied first). On error

@@ -248,7 +248,8 @@ static char *tok_dup(struct imap_parser *p)
 {
 	char *s = xmalloc(p->tok_len + 1);
 
-	memcpy(s, p->tok, p->tok_len);
+	if (p->tok_len > 0)
+		memcpy(s, p->tok, p->tok_len);
 	s[p->tok_len] = '\0';
 	return s;
 }
@@ -593,7 +594,7 @@ static int tag_byte(struct imap_parser *p, unsigned char c)
 		tok_add(p, c);
 		return IMAP_PARSE_NEED_MORE;
 	}
-	if (c == ' ' || c == '\r' || c == '\n') {
+	if (p->tok_len > 0 && (c == ' ' || c == '\r' || c == '\n')) {
 		p->cmd->tag = tok_dup(p);
 		tok_reset(p);
 		p->state = PS_NAME;

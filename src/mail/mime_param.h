@@ -26,7 +26,7 @@ struct mime_params {
 	unsigned int count;
 };
 
-/* "type/subtype *(; param)". *type_r/*subtype_r get heap strings: "" when
+/* "type/subtype *(; param)". type_r and subtype_r get heap strings: "" when
  * missing (Dovecot reports "text" "" for "text", "" "" for "/plain"). */
 void mime_content_type_parse(const char *value, size_t len, char **type_r,
 			     char **subtype_r, struct mime_params *params_r);

@@ -12,6 +12,7 @@
 #include "net/master.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,11 @@ int main(int argc, char **argv)
 {
 	const char *cmd;
 
+	/* A fixed mmap threshold: large buffers (LMDB's per-environment page
+	 * lists are 2 MB) stay separate mappings that are only resident where
+	 * touched and go back to the kernel when freed, instead of glibc's
+	 * adaptive threshold moving them into the heap for good. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	if (argc < 2)
 		usage();
 	cmd = argv[1];

@@ -143,10 +143,13 @@ static int relocate(struct msg_txn *t, uint32_t uid, char *path_r,
 	rc = index_put_msg(t->idx, t->txn, t->rec.id, uid, &hdr, bn, path_r);
 	if (rc == 0)
 		rc = index_put_mbox(t->idx, t->txn, t->mb->key, &t->rec);
-	/* Only the path: a flag change found here is someone else's, and
-	 * the next sync reports it (modseq differs from the view's). */
-	if (rc == 0 && (m = store_view_find(t->mb, uid)) != NULL)
+	/* Flags and path, but not the modseq: the change is someone
+	 * else's and the next sync reports it (modseq differs). */
+	if (rc == 0 && (m = store_view_find(t->mb, uid)) != NULL) {
+		m->flags = hdr.flags;
+		m->keywords = hdr.keywords;
 		view_update_path(m, path_r, strlen(path_r));
+	}
 	return rc;
 }
 

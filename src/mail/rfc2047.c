@@ -1,0 +1,282 @@
+/* rfc2047.c: encoded-word decoding (see rfc2047.h). */
+#include "mail/rfc2047.h"
+
+#include <errno.h>
+#include <iconv.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/xmalloc.h"
+
+#define CHARSET_NAME_MAX 64
+
+struct outbuf {
+	char *data;
+	size_t len, cap;
+};
+
+static void out_add(struct outbuf *o, const void *p, size_t n)
+{
+	if (o->cap - o->len < n + 1) {
+		while (o->cap - o->len < n + 1)
+			o->cap = o->cap == 0 ? 128 : o->cap * 2;
+		o->data = xrealloc(o->data, o->cap);
+	}
+	memcpy(o->data + o->len, p, n);
+	o->len += n;
+	o->data[o->len] = '\0';
+}
+
+static bool is_utf8_name(const char *cs)
+{
+	return strcasecmp(cs, "utf-8") == 0 || strcasecmp(cs, "utf8") == 0 ||
+		strcasecmp(cs, "us-ascii") == 0;
+}
+
+int rfc2047_charset_to_utf8(const char *charset, const void *in, size_t len,
+			    char **out_r, size_t *out_len_r)
+{
+	struct outbuf o = { NULL, 0, 0 };
+	char name[CHARSET_NAME_MAX], buf[256], *ip, *op;
+	size_t n, ileft = len, oleft;
+	iconv_t cd;
+
+	/* RFC 2231 5: "charset*language" */
+	n = strcspn(charset, "*");
+	if (n >= sizeof(name))
+		return -1;
+	memcpy(name, charset, n);
+	name[n] = '\0';
+	if (is_utf8_name(name)) {
+		/* TODO: validate UTF-8; passed through like Dovecot does */
+		out_add(&o, "", 0);
+		out_add(&o, in, len);
+		*out_r = o.data;
+		*out_len_r = o.len;
+		return 0;
+	}
+	cd = iconv_open("UTF-8", name);
+	if (cd == (iconv_t)-1) {
+		*out_r = NULL;
+		return -1;
+	}
+	ip = (char *)in;
+	out_add(&o, "", 0);
+	while (ileft > 0) {
+		op = buf;
+		oleft = sizeof(buf);
+		if (iconv(cd, &ip, &ileft, &op, &oleft) == (size_t)-1 &&
+		    errno != E2BIG) {
+			/* EILSEQ / EINVAL: replace one byte and go on */
+			out_add(&o, buf, sizeof(buf) - oleft);
+			out_add(&o, "?", 1);
+			ip++;
+			ileft--;
+			continue;
+		}
+		out_add(&o, buf, sizeof(buf) - oleft);
+	}
+	iconv_close(cd);
+	*out_r = o.data;
+	*out_len_r = o.len;
+	return 0;
+}
+
+static int b64val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* RFC 2047 4.1: B encoding; invalid characters are skipped. */
+static void decode_b(const char *p, size_t len, struct outbuf *o)
+{
+	unsigned int acc = 0, bits = 0;
+	unsigned char byte;
+	size_t i;
+	int v;
+
+	for (i = 0; i < len; i++) {
+		if ((v = b64val(p[i])) < 0)
+			continue;
+		acc = (acc << 6) | (unsigned int)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			byte = (unsigned char)(acc >> bits);
+			out_add(o, &byte, 1);
+		}
+	}
+}
+
+/* RFC 2047 4.2: Q encoding. */
+static void decode_q(const char *p, size_t len, struct outbuf *o)
+{
+	char c;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		c = p[i];
+		if (c == '_') {
+			c = ' ';
+		} else if (c == '=' && i + 2 < len + 0 && hexval(p[i + 1]) >= 0
+			   && hexval(p[i + 2]) >= 0) {
+			c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+			i += 2;
+		}
+		out_add(o, &c, 1);
+	}
+}
+
+struct eword {
+	const char *charset;
+	size_t charset_len;
+	char enc;
+	const char *text;
+	size_t text_len;
+	size_t total_len;	/* from "=?" to "?=" inclusive */
+};
+
+/* Parses an encoded-word at p ("=?"...). */
+static bool parse_eword(const char *p, const char *end, struct eword *w)
+{
+	const char *q, *t;
+
+	if (end - p < 8 || p[0] != '=' || p[1] != '?')
+		return false;
+	w->charset = p + 2;
+	for (q = w->charset; q < end && *q != '?'; q++) {
+		if (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+			return false;
+	}
+	if (end - q < 5 || q == w->charset ||
+	    (size_t)(q - w->charset) >= CHARSET_NAME_MAX)
+		return false;
+	w->charset_len = (size_t)(q - w->charset);
+	w->enc = q[1];
+	if ((w->enc != 'B' && w->enc != 'b' && w->enc != 'Q' &&
+	     w->enc != 'q') || q[2] != '?')
+		return false;
+	w->text = q + 3;
+	for (t = w->text; t + 1 < end; t++) {
+		if (*t == ' ' || *t == '\t' || *t == '\r' || *t == '\n')
+			return false;
+		if (t[0] == '?' && t[1] == '=')
+			break;
+	}
+	if (t + 1 >= end)
+		return false;
+	w->text_len = (size_t)(t - w->text);
+	w->total_len = (size_t)(t + 2 - p);
+	return true;
+}
+
+struct decoder {
+	struct outbuf out;
+	struct outbuf raw;	/* decoded bytes pending conversion */
+	char charset[CHARSET_NAME_MAX];
+};
+
+static void flush_raw(struct decoder *d)
+{
+	char *conv;
+	size_t len;
+
+	if (d->raw.len == 0)
+		return;
+	if (rfc2047_charset_to_utf8(d->charset, d->raw.data, d->raw.len,
+				    &conv, &len) == 0) {
+		out_add(&d->out, conv, len);
+		free(conv);
+	}
+	d->raw.len = 0;
+}
+
+static bool charset_is_known(const struct eword *w)
+{
+	char cs[CHARSET_NAME_MAX];
+	iconv_t cd;
+
+	memcpy(cs, w->charset, w->charset_len);
+	cs[w->charset_len] = '\0';
+	cs[strcspn(cs, "*")] = '\0';
+	if (is_utf8_name(cs))
+		return true;
+	if ((cd = iconv_open("UTF-8", cs)) == (iconv_t)-1)
+		return false;
+	iconv_close(cd);
+	return true;
+}
+
+/* Returns false when the charset is unknown (the word stays raw). */
+static bool add_eword(struct decoder *d, const struct eword *w)
+{
+	if (d->raw.len > 0 && strlen(d->charset) == w->charset_len &&
+	    strncasecmp(w->charset, d->charset, w->charset_len) == 0)
+		goto decode;
+	if (!charset_is_known(w))
+		return false;
+	flush_raw(d);
+	memcpy(d->charset, w->charset, w->charset_len);
+	d->charset[w->charset_len] = '\0';
+decode:
+	if (w->enc == 'B' || w->enc == 'b')
+		decode_b(w->text, w->text_len, &d->raw);
+	else
+		decode_q(w->text, w->text_len, &d->raw);
+	return true;
+}
+
+void rfc2047_decode(const char *in, size_t len, char **out_r,
+		    size_t *out_len_r)
+{
+	struct decoder d;
+	const char *p = in, *end = in + len, *ws;
+	struct eword w;
+
+	memset(&d, 0, sizeof(d));
+	out_add(&d.out, "", 0);
+	while (p < end) {
+		if (parse_eword(p, end, &w) && add_eword(&d, &w)) {
+			p += w.total_len;
+			/* RFC 2047 6.2: white space between adjacent
+			 * encoded-words is not displayed */
+			for (ws = p; ws < end && (*ws == ' ' || *ws == '\t' ||
+					*ws == '\r' || *ws == '\n'); ws++)
+				;
+			if (ws > p && parse_eword(ws, end, &w) &&
+			    charset_is_known(&w))
+				p = ws;
+			continue;
+		}
+		flush_raw(&d);
+		out_add(&d.out, p, 1);
+		p++;
+	}
+	flush_raw(&d);
+	free(d.raw.data);
+	*out_r = d.out.data;
+	*out_len_r = d.out.len;
+}
