@@ -583,8 +583,10 @@ int store_mailbox_expunged_since(struct store_mailbox *mb, uint64_t modseq,
 	if ((rc = index_get_mbox(idx, txn, mb->key, &rec)) != 0 ||
 	    (rc = mdb_cursor_open(txn, idx->dbi_exp, &cur)) != 0)
 		goto out;
-	index_msg_key(kbuf, rec.id, (uint32_t)((modseq + 1) >> 32));
-	index_msg_key(kbuf + 4, (uint32_t)(modseq + 1), 0);
+	/* key: id BE32, modseq BE64; start after the given modseq */
+	index_msg_key(kbuf, rec.id, 0);
+	index_msg_key(kbuf + 4, (uint32_t)((modseq + 1) >> 32),
+		      (uint32_t)(modseq + 1));
 	key.mv_size = 12;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
