@@ -56,8 +56,11 @@ static int handle(struct imap_parser *p, int ret, unsigned pol,
 	size_t size;
 	bool last;
 
-	t->events++;
-	mix(t, (uint64_t)(ret + 10));
+	/* chunk and NEED_MORE counts depend on the feeding */
+	if (ret != IMAP_PARSE_LITERAL_DATA && ret != IMAP_PARSE_NEED_MORE) {
+		t->events++;
+		mix(t, (uint64_t)(ret + 10));
+	}
 	switch (ret) {
 	case IMAP_PARSE_DONE:
 		cmd = imap_parser_command(p);
@@ -81,7 +84,6 @@ static int handle(struct imap_parser *p, int ret, unsigned pol,
 			mix(t, *data);
 		if (last)
 			mix(t, 0xffff);
-		t->events--;
 		break;
 	case IMAP_PARSE_ERROR:
 		mix(t, imap_parser_error(p)->code);

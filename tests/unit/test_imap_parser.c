@@ -389,6 +389,18 @@ static const struct row rows[] = {
 	/* 70 */
 	ROW("a X", POL_MEM, SET_POST, ""),
 	ROW("a X {3}\r\nab", POL_MEM, SET_POST, "L3|"),
+	/* huge announced sizes: refused, the client sends nothing for a
+	 * sync literal; a non-sync one is skipped */
+	ROW("a APPEND b {4294967296}\r\nc NOOP\r\n", POL_MEM, SET_POST,
+	    "L4294967296|TOOBIG|c NOOP|."),
+	ROW("a APPEND b {9223372036854775807+}\r\nxx", POL_MEM, SET_POST,
+	    "L9223372036854775807+|TOOBIG|"),
+	ROW("a APPEND b {9223372036854775808}\r\n", POL_MEM, SET_POST,
+	    "E8:a!|"),
+	/* 75: pre-login: depth 1, small literals */
+	ROW("a LOGIN {2000+}\r\n", POL_MEM, SET_PRE, "L2000+|TOOBIG|"),
+	ROW("a AUTHENTICATE PLAIN\r\n", POL_MEM, SET_PRE,
+	    "a AUTHENTICATE PLAIN|."),
 };
 
 static void test_rows(void)
