@@ -178,7 +178,9 @@ static int rd_str(struct reader *r, char **s_r, size_t *len_r)
 		r->error = "string past end of blob";
 		return -1;
 	}
-	*s_r = xstrndup((const char *)r->p, n);
+	*s_r = xmalloc(n + 1);
+	memcpy(*s_r, r->p, n);
+	(*s_r)[n] = '\0';
 	*len_r = n;
 	r->p += n;
 	return 0;

@@ -3,7 +3,9 @@
  *
  * Offsets are physical bytes in the stored file (LF line ends, CRLF
  * tolerated); "virtual" sizes count every bare LF as CRLF, as IMAP wants.
- * Header values kept per part are raw (unfolded: CR and LF removed), only
+ * Header values kept per part are raw (still folded: the line breaks of
+ * continuation lines are kept, the final one is not; leading white space
+ * of the first line is dropped, as in Dovecot's full_value), only
  * for the fields IMAP ENVELOPE/BODYSTRUCTURE need, bounded by the parser's
  * max_header_bytes. Nothing here interprets the values. */
 #ifndef HERON_MESSAGE_PART_H

@@ -1,0 +1,207 @@
+/* imap_envelope.c: ENVELOPE (RFC 3501 7.4.2, 9 "envelope") from the raw
+ * header values kept in the part tree. Addresses are parsed here on each
+ * call (cheap; the raw values are cached with the tree). */
+#include "imap/imap_envelope.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/xmalloc.h"
+
+#include "mail/rfc5322.h"
+
+/* Like Dovecot: quoted strings take up to 4 escapes before a literal is
+ * shorter; CR, LF, NUL and 8-bit bytes need a literal. */
+#define QUOTED_MAX_ESCAPES 4
+
+static void append_literal(struct evbuffer *out, const char *s, size_t len)
+{
+	evbuffer_add_printf(out, "{%zu}\r\n", len);
+	evbuffer_add(out, s, len);
+}
+
+/* TODO: use imap_append_nstring() from imap/imap_quote.h when it exists */
+static void append_nstring(struct evbuffer *out, const char *s, size_t len)
+{
+	unsigned int escapes = 0;
+	size_t i, start;
+
+	if (s == NULL) {
+		evbuffer_add(out, "NIL", 3);
+		return;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			if (++escapes > QUOTED_MAX_ESCAPES)
+				break;
+		} else if (c == '\r' || c == '\n' || c == '\0' || c >= 0x80) {
+			break;
+		}
+	}
+	if (i < len) {
+		append_literal(out, s, len);
+		return;
+	}
+	evbuffer_add(out, "\"", 1);
+	for (start = i = 0; i < len; i++) {
+		if (s[i] != '"' && s[i] != '\\')
+			continue;
+		evbuffer_add(out, s + start, i - start);
+		evbuffer_add(out, "\\", 1);
+		start = i;
+	}
+	evbuffer_add(out, s + start, len - start);
+	evbuffer_add(out, "\"", 1);
+}
+
+/* Dovecot's imap_append_string_for_humans(): CR/LF dropped, TAB and
+ * runs of white space become one space, no leading/trailing space, NUL
+ * becomes 0x80; quoted if nothing needed changing, else a literal. */
+void imap_envelope_append_for_humans(struct evbuffer *out, const char *s,
+				     size_t len)
+{
+	bool last_lwsp = true, special = false;
+	size_t i, n = 0;
+	char *d = xmalloc(len + 1);
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\r' || c == '\n')
+			continue;
+		if (c == ' ' || c == '\t') {
+			if (!last_lwsp)
+				d[n++] = ' ';
+			last_lwsp = true;
+			continue;
+		}
+		if (c == '"' || c == '\\' || c == '\0' || c >= 0x80)
+			special = true;
+		d[n++] = c == '\0' ? (char)0x80 : (char)c;
+		last_lwsp = false;
+	}
+	if (n > 0 && d[n - 1] == ' ')
+		n--;
+	if (n == 0)
+		evbuffer_add(out, "\"\"", 2);
+	else if (!special && n == len && memcmp(d, s, n) == 0) {
+		evbuffer_add(out, "\"", 1);
+		evbuffer_add(out, d, n);
+		evbuffer_add(out, "\"", 1);
+	} else {
+		append_literal(out, d, n);
+	}
+	free(d);
+}
+
+/* nstring of a header value with its CR and LF removed (unfolded). */
+void imap_envelope_append_nstring(struct evbuffer *out, const char *s,
+				  size_t len)
+{
+	char *tmp;
+	size_t i, n = 0;
+
+	if (s == NULL || (memchr(s, '\n', len) == NULL &&
+			  memchr(s, '\r', len) == NULL)) {
+		append_nstring(out, s, len);
+		return;
+	}
+	tmp = xmalloc(len);
+	for (i = 0; i < len; i++) {
+		if (s[i] != '\r' && s[i] != '\n')
+			tmp[n++] = s[i];
+	}
+	append_nstring(out, tmp, n);
+	free(tmp);
+}
+
+static void write_addresses(struct evbuffer *out, const char *value,
+			    size_t len)
+{
+	struct rfc5322_address *list, *a;
+
+	list = value == NULL ? NULL : rfc5322_address_parse(value, len);
+	if (list == NULL) {
+		evbuffer_add(out, "NIL", 3);
+		return;
+	}
+	evbuffer_add(out, "(", 1);
+	for (a = list; a != NULL; a = a->next) {
+		evbuffer_add(out, "(", 1);
+		if (a->name == NULL)
+			evbuffer_add(out, "NIL", 3);
+		else
+			imap_envelope_append_for_humans(out, a->name,
+							strlen(a->name));
+		evbuffer_add(out, " ", 1);
+		imap_envelope_append_nstring(out, a->route, a->route == NULL ?
+					     0 : strlen(a->route));
+		evbuffer_add(out, " ", 1);
+		imap_envelope_append_nstring(out, a->mailbox,
+					     a->mailbox == NULL ? 0 :
+					     strlen(a->mailbox));
+		evbuffer_add(out, " ", 1);
+		imap_envelope_append_nstring(out, a->domain, a->domain == NULL ?
+					     0 : strlen(a->domain));
+		evbuffer_add(out, ")", 1);
+	}
+	evbuffer_add(out, ")", 1);
+	rfc5322_address_free(&list);
+}
+
+static bool has_addresses(const struct message_part *m, enum message_field f)
+{
+	struct rfc5322_address *list;
+
+	if (m->fields[f] == NULL)
+		return false;
+	list = rfc5322_address_parse(m->fields[f], m->field_lens[f]);
+	if (list == NULL)
+		return false;
+	rfc5322_address_free(&list);
+	return true;
+}
+
+static void write_addr_field(struct evbuffer *out,
+			     const struct message_part *m,
+			     enum message_field f)
+{
+	if ((f == MESSAGE_FIELD_SENDER || f == MESSAGE_FIELD_REPLY_TO) &&
+	    !has_addresses(m, f))
+		f = MESSAGE_FIELD_FROM;
+	evbuffer_add(out, " ", 1);
+	write_addresses(out, m->fields[f], m->field_lens[f]);
+}
+
+void imap_envelope_write(struct evbuffer *out, const struct message_part *m)
+{
+	enum message_field f;
+
+	if (m == NULL || (m->flags & MESSAGE_PART_FLAG_IS_MESSAGE) == 0) {
+		evbuffer_add_printf(out, "(NIL NIL NIL NIL NIL NIL NIL NIL "
+				    "NIL NIL)");
+		return;
+	}
+	evbuffer_add(out, "(", 1);
+	imap_envelope_append_nstring(out, m->fields[MESSAGE_FIELD_DATE],
+				     m->field_lens[MESSAGE_FIELD_DATE]);
+	evbuffer_add(out, " ", 1);
+	if (m->fields[MESSAGE_FIELD_SUBJECT] == NULL)
+		evbuffer_add(out, "NIL", 3);
+	else
+		imap_envelope_append_for_humans(out,
+			m->fields[MESSAGE_FIELD_SUBJECT],
+			m->field_lens[MESSAGE_FIELD_SUBJECT]);
+	for (f = MESSAGE_FIELD_FROM; f <= MESSAGE_FIELD_BCC; f++)
+		write_addr_field(out, m, f);
+	evbuffer_add(out, " ", 1);
+	imap_envelope_append_nstring(out, m->fields[MESSAGE_FIELD_IN_REPLY_TO],
+				     m->field_lens[MESSAGE_FIELD_IN_REPLY_TO]);
+	evbuffer_add(out, " ", 1);
+	imap_envelope_append_nstring(out, m->fields[MESSAGE_FIELD_MESSAGE_ID],
+				     m->field_lens[MESSAGE_FIELD_MESSAGE_ID]);
+	evbuffer_add(out, ")", 1);
+}
