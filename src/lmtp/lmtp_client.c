@@ -4,7 +4,8 @@
  * lookup is pending and the output queue is below CONN_OUTPUT_HIWAT, so
  * pipelined commands (RFC 2920) are answered strictly in order. An idle
  * session is a struct lmtp_client only; the transaction and DATA state
- * are allocated when needed and freed at the end of the transaction.
+ * are allocated when needed and freed at the end of the transaction
+ * (or handed to a delivery batch after the final dot, lmtp_batch.c).
  * Not here: command semantics (lmtp_commands.c), storage (lmtp_deliver.c). */
 #include "lmtp/lmtp_private.h"
 
@@ -18,6 +19,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "net/conn.h"
+#include "store/store.h"
 
 const char *lmtp_hostname(const struct settings *set)
 {
@@ -77,6 +79,7 @@ void lmtp_trans_free(struct lmtp_trans **_trans)
 	free(trans->rcpts);
 	free(trans->sender);
 	free(trans->lookup_addr);
+	free(trans->lookup_name);
 	free(trans->lookup_local);
 	free(trans);
 }
@@ -92,6 +95,9 @@ void lmtp_data_free(struct lmtp_data **_data)
 	 * closing it is the cleanup. */
 	if (data->spool_fd >= 0)
 		close(data->spool_fd);
+	/* an uncommitted tmp/ file is removed */
+	store_delivery_abort(&data->d);
+	lmtp_su_put(&data->su);
 	free(data);
 }
 
@@ -135,6 +141,8 @@ void lmtp_client_input(struct lmtp_client *client)
 		return;
 	client->is_in_input = true;
 	while (!client->is_closing) {
+		if (client->batch != NULL)
+			break;	/* deliveries in flight */
 		if (client->trans != NULL && client->trans->is_lookup_pending)
 			break;
 		if (client->data != NULL) {
@@ -174,10 +182,13 @@ static void lmtp_destroy(void *session, const char *reason)
 {
 	struct lmtp_client *client = session;
 
-	if (client->data != NULL || client->trans != NULL)
+	if (client->data != NULL || client->trans != NULL ||
+	    client->batch != NULL)
 		log_info("lmtp id=%llu disconnected mid-transaction: %s",
 			 (unsigned long long)conn_id(client->conn),
 			 reason != NULL ? reason : "");
+	/* deliveries in flight finish without us (lmtp_batch.c) */
+	lmtp_batch_orphan(&client->batch);
 	/* nothing was acknowledged: drop spool and recipients */
 	lmtp_data_free(&client->data);
 	lmtp_trans_free(&client->trans);

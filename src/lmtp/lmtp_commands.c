@@ -1,9 +1,9 @@
 /* lmtp_commands.c: the LMTP command table and handlers (RFC 2033 on top
  * of RFC 5321, with PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME, SIZE and
  * STARTTLS). The dispatcher checks arguments and LHLO; handlers check the
- * transaction state. DATA input and the per-recipient replies after the
- * final dot are at the end of this file. Not here: syntax (lmtp_parse.c),
- * storage (lmtp_deliver.c). */
+ * transaction state. DATA input is at the end of this file. Not here:
+ * syntax (lmtp_parse.c), storage (lmtp_deliver.c), the deliveries and
+ * per-recipient replies after the final dot (lmtp_batch.c). */
 #include "lmtp/lmtp_private.h"
 
 #include <errno.h>
@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -22,6 +21,7 @@
 #include "lib/strnum.h"
 #include "lib/xmalloc.h"
 #include "net/conn.h"
+#include "store/store.h"
 
 enum lmtp_cmd_flags {
 	LMTP_CMD_FLAG_NEEDS_LHLO = 1 << 0,
@@ -34,11 +34,6 @@ struct lmtp_command {
 		     size_t len);
 	unsigned flags;
 };
-
-static bool is_enospc(int err)
-{
-	return err == ENOSPC || err == EDQUOT;
-}
 
 /* Client mistake reply: counted toward LMTP_MAX_ERRORS; the last one
  * gets the 421 instead. */
@@ -227,6 +222,7 @@ static void rcpt_lookup_cb(enum auth_result result, const char *user,
 	if (result == AUTH_RESULT_OK && user != NULL) {
 		lmtp_reply(client, "250 2.1.5 <%s> Recipient OK",
 			   trans->lookup_addr);
+		lmtp_user_cache_put(trans->lookup_name, user);
 		rcpt_add(trans, user);
 	} else if (result == AUTH_RESULT_TEMPFAIL) {
 		lmtp_reply(client, "451 4.3.0 <%s> Temporary failure in "
@@ -236,8 +232,9 @@ static void rcpt_lookup_cb(enum auth_result result, const char *user,
 			   trans->lookup_addr);
 	}
 	free(trans->lookup_addr);
+	free(trans->lookup_name);
 	free(trans->lookup_local);
-	trans->lookup_addr = trans->lookup_local = NULL;
+	trans->lookup_addr = trans->lookup_name = trans->lookup_local = NULL;
 	conn_pause_input(client->conn, false);
 	/* Continue with pipelined commands (no-op when called from inside
 	 * the input loop). */
@@ -268,7 +265,7 @@ static void cmd_rcpt(struct lmtp_client *client, const char *args,
 	struct lmtp_trans *trans = client->trans;
 	struct lmtp_path path;
 	enum lmtp_parse_error err;
-	const char *at;
+	const char *at, *user;
 
 	if (trans == NULL) {
 		lmtp_reply_error(client, "503 5.5.1 MAIL first");
@@ -290,6 +287,15 @@ static void cmd_rcpt(struct lmtp_client *client, const char *args,
 		return;
 	}
 	trans->lookup_addr = xstrdup(path.addr);
+	user = lmtp_user_cache_get(path.user);
+	if (user != NULL) {
+		/* looked up OK less than LMTP_USER_CACHE_TTL_SECS ago */
+		lmtp_reply(client, "250 2.1.5 <%s> Recipient OK",
+			   trans->lookup_addr);
+		rcpt_add(trans, user);
+		return;
+	}
+	trans->lookup_name = xstrdup(path.user);
 	at = strrchr(path.user, '@');
 	if (at != NULL && at != path.user)
 		trans->lookup_local = xstrndup(path.user,
@@ -299,11 +305,31 @@ static void cmd_rcpt(struct lmtp_client *client, const char *args,
 
 /* ---- DATA ---- */
 
+/* One recipient: open its Maildir file now so the message is written
+ * once. 0 when done; -1 to fall back to the spool (the error shows up
+ * again, per recipient, after the data). */
+static int data_open_direct(struct lmtp_client *client,
+			    struct lmtp_data *data)
+{
+	const struct lmtp_rcpt *rcpt = &client->trans->rcpts[0];
+	char error[LMTP_ERROR_MAX];
+
+	if (client->trans->rcpts_count != 1)
+		return -1;
+	if (lmtp_delivery_open(client->set, rcpt->user, client->trans->sender,
+			       rcpt->addr, &data->su, &data->d, error) < 0) {
+		log_error("lmtp id=%llu user=%s: starting delivery failed: "
+			  "%s: %s", (unsigned long long)conn_id(client->conn),
+			  rcpt->user, error, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void cmd_data(struct lmtp_client *client, const char *args,
 		     size_t len)
 {
 	struct lmtp_data *data;
-	int fd;
 
 	if (client->trans == NULL) {
 		lmtp_reply_error(client, "503 5.5.1 MAIL first");
@@ -314,16 +340,20 @@ static void cmd_data(struct lmtp_client *client, const char *args,
 		lmtp_reply_error(client, "503 5.5.1 No valid recipients");
 		return;
 	}
-	fd = lmtp_spool_open(client->set->state_dir);
-	if (fd < 0) {
-		log_error("lmtp id=%llu: opening a spool file in %s failed: %s",
-			  (unsigned long long)conn_id(client->conn),
-			  client->set->state_dir, strerror(errno));
-		lmtp_reply(client, "451 4.3.0 Temporary failure");
-		return;
-	}
 	data = xcalloc(1, sizeof(*data));
-	data->spool_fd = fd;
+	data->spool_fd = -1;
+	if (data_open_direct(client, data) < 0) {
+		data->spool_fd = lmtp_spool_open(client->set->state_dir);
+		if (data->spool_fd < 0) {
+			log_error("lmtp id=%llu: opening a spool file in %s "
+				  "failed: %s",
+				  (unsigned long long)conn_id(client->conn),
+				  client->set->state_dir, strerror(errno));
+			lmtp_reply(client, "451 4.3.0 Temporary failure");
+			free(data);
+			return;
+		}
+	}
 	lmtp_hdr_scan_init(&data->hdr);
 	client->data = data;
 	lmtp_reply(client, "354 Start mail input; end with <CRLF>.<CRLF>");
@@ -434,7 +464,36 @@ void lmtp_command_run(struct lmtp_client *client, const char *line,
 
 /* ---- DATA input and delivery ---- */
 
-/* Decoded message bytes: scan headers, append to the spool. */
+/* Writes decoded bytes to the recipient's file or the spool; on failure
+ * that target is dropped and the error kept for the replies. */
+static void data_write(struct lmtp_client *client, const void *buf,
+		       size_t len)
+{
+	struct lmtp_data *data = client->data;
+	const char *error;
+
+	if (data->d != NULL) {
+		if (store_delivery_write(data->d, buf, len, &error) == 0)
+			return;
+		data->write_errno = errno;
+		snprintf(data->write_error, sizeof(data->write_error), "%s",
+			 error);
+		log_error("lmtp id=%llu: %s",
+			  (unsigned long long)conn_id(client->conn), error);
+		store_delivery_abort(&data->d);
+		errno = data->write_errno;
+		return;
+	}
+	if (lmtp_write_full(data->spool_fd, buf, len) == 0)
+		return;
+	data->spool_errno = errno;
+	log_error("lmtp id=%llu: write(spool) failed: %s",
+		  (unsigned long long)conn_id(client->conn), strerror(errno));
+	close(data->spool_fd);
+	data->spool_fd = -1;
+}
+
+/* Decoded message bytes: scan headers, append to the file. */
 static void data_store(struct lmtp_client *client, const void *buf,
 		       size_t len)
 {
@@ -444,111 +503,57 @@ static void data_store(struct lmtp_client *client, const void *buf,
 	data->size += len;
 	if (!data->hdr.is_done)
 		lmtp_hdr_scan_feed(&data->hdr, buf, len);
-	if (data->is_too_big || data->spool_errno != 0 || len == 0)
+	if (data->is_too_big || data->spool_errno != 0 ||
+	    data->write_errno != 0 || len == 0)
 		return;
-	if (max != 0 && data->size > max) {
-		/* keep reading to the final dot, then 552 per recipient;
-		 * closing the anonymous spool releases its space now */
-		data->is_too_big = true;
-	} else if (lmtp_write_full(data->spool_fd, buf, len) < 0) {
-		data->spool_errno = errno;
-		log_error("lmtp id=%llu: write(spool) failed: %s",
-			  (unsigned long long)conn_id(client->conn),
-			  strerror(errno));
-	} else {
+	if (max == 0 || data->size <= max) {
+		data_write(client, buf, len);
 		return;
 	}
-	close(data->spool_fd);
-	data->spool_fd = -1;
-}
-
-static long msecs_since(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000L +
-		(now.tv_nsec - start->tv_nsec) / 1000000L;
-}
-
-static void data_deliver_one(struct lmtp_client *client,
-			     const struct lmtp_rcpt *rcpt)
-{
-	struct lmtp_data *data = client->data;
-	struct timespec start;
-	const char *error;
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	if (lmtp_deliver_spool(client->set, rcpt->user, client->trans->sender,
-			       rcpt->addr, data->spool_fd, data->size,
-			       &error) == 0) {
-		/* RFC 2033 section 4.2: 250 only once the message is safe */
-		lmtp_reply(client, "250 2.0.0 <%s> Saved", rcpt->addr);
-		log_info("lmtp deliver id=%llu user=%s size=%llu msgid=%s "
-			 "ms=%ld", (unsigned long long)conn_id(client->conn),
-			 rcpt->user, (unsigned long long)data->size,
-			 data->hdr.msgid, msecs_since(&start));
-		return;
+	/* keep reading to the final dot, then 552 per recipient; removing
+	 * the file now releases its space */
+	data->is_too_big = true;
+	store_delivery_abort(&data->d);
+	if (data->spool_fd >= 0) {
+		close(data->spool_fd);
+		data->spool_fd = -1;
 	}
-	log_error("lmtp id=%llu user=%s: delivery failed: %s: %s",
-		  (unsigned long long)conn_id(client->conn), rcpt->user,
-		  error, strerror(errno));
-	if (is_enospc(errno))
-		lmtp_reply(client, "452 4.2.2 <%s> Mailbox full", rcpt->addr);
-	else
-		lmtp_reply(client, "451 4.3.0 <%s> Temporary failure",
-			   rcpt->addr);
 }
 
-/* After the final dot: one reply per accepted RCPT, in RCPT order
- * (RFC 2033 section 4.2). */
-static void data_finish(struct lmtp_client *client)
-{
-	struct lmtp_data *data = client->data;
-	struct lmtp_trans *trans = client->trans;
-
-	lmtp_hdr_scan_finish(&data->hdr);
-	for (unsigned i = 0; i < trans->rcpts_count; i++) {
-		const char *addr = trans->rcpts[i].addr;
-
-		if (data->is_too_big)
-			/* RFC 1870 section 6.2 */
-			lmtp_reply(client, "552 5.3.4 <%s> Message size "
-				   "exceeds fixed maximum message size", addr);
-		else if (data->spool_errno != 0)
-			lmtp_reply(client, "452 4.3.1 <%s> Insufficient "
-				   "system storage", addr);
-		else
-			data_deliver_one(client, &trans->rcpts[i]);
-	}
-	lmtp_data_free(&client->data);
-	lmtp_trans_free(&client->trans);
-}
+/* One decode buffer per worker: the loop is single-threaded and
+ * data_store consumes it before returning. */
+static unsigned char data_out[LMTP_DATA_CHUNK + 1];
 
 void lmtp_data_input(struct lmtp_client *client)
 {
 	struct evbuffer *in = conn_input(client->conn);
-	unsigned char out[LMTP_DATA_CHUNK + 1];
 	struct evbuffer_iovec vec;
-	size_t len, out_len, consumed;
-	int done;
+	size_t len, out_len = 0, n, consumed;
+	int done = 0;
 
-	while (evbuffer_peek(in, -1, NULL, &vec, 1) > 0) {
-		len = vec.iov_len < LMTP_DATA_CHUNK ? vec.iov_len :
-			LMTP_DATA_CHUNK;
+	while (!done && evbuffer_peek(in, -1, NULL, &vec, 1) > 0) {
+		len = vec.iov_len;
 		if (len == 0) {
 			/* an empty chain: make the data contiguous */
 			len = evbuffer_get_length(in) < LMTP_DATA_CHUNK ?
 				evbuffer_get_length(in) : LMTP_DATA_CHUNK;
 			vec.iov_base = evbuffer_pullup(in, (ssize_t)len);
 		}
+		/* out needs room for len + 1 (a held-back CR) */
+		if (len > LMTP_DATA_CHUNK - out_len)
+			len = LMTP_DATA_CHUNK - out_len;
 		done = lmtp_data_decode(&client->data->dec, vec.iov_base, len,
-					out, &out_len, &consumed);
-		data_store(client, out, out_len);
+					data_out + out_len, &n, &consumed);
+		out_len += n;
 		evbuffer_drain(in, consumed);
-		if (done) {
-			data_finish(client);
-			return;
+		if (out_len >= LMTP_DATA_CHUNK / 2) {
+			data_store(client, data_out, out_len);
+			out_len = 0;
 		}
 	}
+	if (out_len > 0)
+		data_store(client, data_out, out_len);
+	if (done)
+		/* after the final dot: deliver, reply per recipient */
+		lmtp_batch_start(client);
 }

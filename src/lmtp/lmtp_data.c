@@ -32,17 +32,67 @@ static enum lmtp_data_state data_after_cr(unsigned char c, unsigned char *out,
 	return data_mid(c, out, o);
 }
 
+/* Where the next CR and LF are, at or after the cursor (in_len: none).
+ * Each is searched again only once the cursor has passed it, so a call
+ * scans its input at most once per character: linear also for lines full
+ * of bare CRs or without any CR. */
+struct data_scan {
+	size_t next_cr, next_lf;
+	bool is_valid;		/* searched at least once */
+};
+
+static size_t find_from(const unsigned char *in, size_t in_len, size_t i,
+			unsigned char c)
+{
+	const unsigned char *p = memchr(in + i, c, in_len - i);
+
+	return p == NULL ? in_len : (size_t)(p - in);
+}
+
+/* Inside a line: copies up to the next CR or LF in one go (memchr and
+ * memcpy instead of a call per byte). in[*i] is neither a leading '.'
+ * nor the byte after a held-back CR. */
+static enum lmtp_data_state data_run(const unsigned char *in, size_t in_len,
+				     struct data_scan *sc, size_t *i,
+				     unsigned char *out, size_t *o)
+{
+	size_t end;
+
+	if (!sc->is_valid || sc->next_cr < *i)
+		sc->next_cr = find_from(in, in_len, *i, '\r');
+	if (!sc->is_valid || sc->next_lf < *i)
+		sc->next_lf = find_from(in, in_len, *i, '\n');
+	sc->is_valid = true;
+	end = sc->next_cr < sc->next_lf ? sc->next_cr : sc->next_lf;
+	memcpy(out + *o, in + *i, end - *i);
+	*o += end - *i;
+	*i = end;
+	if (end == in_len)
+		return LMTP_DATA_MID;
+	(*i)++;
+	if (end == sc->next_cr)
+		return LMTP_DATA_CR;
+	out[(*o)++] = '\n';
+	return LMTP_DATA_LINE_START;
+}
+
 int lmtp_data_decode(struct lmtp_data_decoder *dec,
 		     const unsigned char *in, size_t in_len,
 		     unsigned char *out, size_t *out_len_r,
 		     size_t *consumed_r)
 {
 	enum lmtp_data_state st = dec->state;
-	size_t i, o = 0;
+	struct data_scan sc = { 0, 0, false };
+	size_t i = 0, o = 0;
+	while (i < in_len && st != LMTP_DATA_DONE) {
+		unsigned char c;
 
-	for (i = 0; i < in_len && st != LMTP_DATA_DONE; i++) {
-		unsigned char c = in[i];
-
+		if (st == LMTP_DATA_MID ||
+		    (st == LMTP_DATA_LINE_START && in[i] != '.')) {
+			st = data_run(in, in_len, &sc, &i, out, &o);
+			continue;
+		}
+		c = in[i++];
 		switch (st) {
 		case LMTP_DATA_LINE_START:
 			st = c == '.' ? LMTP_DATA_DOT : data_mid(c, out, &o);

@@ -1,6 +1,7 @@
 /* lmtp_deliver.c: putting a message into a user's INBOX, for the LMTP
- * server (from the spool file, once per recipient) and for
- * `heron deliver` (streamed from stdin).
+ * server (opening the delivery and copying from the spool file; the
+ * commit runs in lmtp_batch.c) and for `heron deliver` (streamed from
+ * stdin).
  *
  * Every delivery prepends "Return-Path: <sender>" (RFC 5321 section 4.4)
  * and "Delivered-To: rcpt". Success is reported only after
@@ -82,8 +83,8 @@ static int deliver_headers(struct store_delivery *d, const char *sender,
 	return ret;
 }
 
-static int deliver_copy_spool(struct store_delivery *d, int spool_fd,
-			      uint64_t size, const char **error_r)
+int lmtp_deliver_copy_spool(struct store_delivery *d, int spool_fd,
+			    uint64_t size, const char **error_r)
 {
 	char buf[LMTP_COPY_BUF_SIZE];
 	uint64_t off = 0;
@@ -108,32 +109,49 @@ static int deliver_copy_spool(struct store_delivery *d, int spool_fd,
 	return 0;
 }
 
-int lmtp_deliver_spool(const struct settings *set, const char *user,
-		       const char *sender, const char *rcpt, int spool_fd,
-		       uint64_t size, const char **error_r)
+static int delivery_open_once(const struct settings *set, const char *user,
+			      const char *sender, const char *rcpt,
+			      struct store_user **su_r,
+			      struct store_delivery **d_r, bool *is_cached_r,
+			      char *error)
 {
-	struct store_user *su;
-	struct store_delivery *d = NULL;
-	int ret = -1, saved_errno;
+	const char *err_text;
+	int saved_errno;
 
-	if (store_user_open(set, user, &su, error_r) < 0)
+	*su_r = NULL;
+	*d_r = NULL;
+	if (lmtp_su_get(set, user, su_r, is_cached_r, &err_text) < 0)
+		goto fail;
+	if (store_delivery_begin(*su_r, "INBOX", d_r, &err_text) < 0 ||
+	    deliver_headers(*d_r, sender, rcpt, &err_text) < 0)
+		goto fail;
+	return 0;
+fail:
+	saved_errno = errno;
+	snprintf(error, LMTP_ERROR_MAX, "%s", err_text);
+	store_delivery_abort(d_r);
+	if (*su_r != NULL)
+		store_user_close(su_r);
+	errno = saved_errno;
+	return -1;
+}
+
+int lmtp_delivery_open(const struct settings *set, const char *user,
+		       const char *sender, const char *rcpt,
+		       struct store_user **su_r, struct store_delivery **d_r,
+		       char *error)
+{
+	bool is_cached;
+
+	if (delivery_open_once(set, user, sender, rcpt, su_r, d_r,
+			       &is_cached, error) == 0)
+		return 0;
+	if (!is_cached)
 		return -1;
-	if (store_delivery_begin(su, "INBOX", &d, error_r) < 0)
-		goto out_close_user;
-	if (deliver_headers(d, sender, rcpt, error_r) < 0 ||
-	    deliver_copy_spool(d, spool_fd, size, error_r) < 0)
-		goto out_abort;
-	/* commit frees d either way */
-	ret = store_delivery_commit(&d, 0, 0, NULL, error_r);
-out_abort:
-	saved_errno = errno;
-	store_delivery_abort(&d);
-	errno = saved_errno;
-out_close_user:
-	saved_errno = errno;
-	store_user_close(&su);
-	errno = saved_errno;
-	return ret;
+	/* the cached store user may be stale (Maildir removed): a fresh
+	 * store_user_open recreates the directories */
+	return delivery_open_once(set, user, sender, rcpt, su_r, d_r,
+				  &is_cached, error);
 }
 
 /* ---- heron deliver ---- */

@@ -5,19 +5,27 @@
  *   lmtp_data.c      incremental DATA decoder and Message-ID scanner (pure)
  *   lmtp_client.c    the session: input loop, replies, error counting
  *   lmtp_commands.c  the command table and handlers
- *   lmtp_deliver.c   spool file, per-recipient store delivery, CLI */
+ *   lmtp_deliver.c   spool file, opening a delivery, the CLI
+ *   lmtp_batch.c     one transaction's deliveries on the thread pool and
+ *                    the per-recipient replies
+ *   lmtp_cache.c     per-worker caches (lookups, store users), the pool */
 #ifndef HERON_LMTP_PRIVATE_H
 #define HERON_LMTP_PRIVATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "lmtp/lmtp.h"
 
 struct conn;
 struct settings;
 struct auth_request;
+struct event_base;
+struct store_user;
+struct store_delivery;
+struct threadpool;
 
 /* RFC 5321 section 4.5.3.1.3: a path is at most 256 octets including the
  * angle brackets. */
@@ -35,8 +43,21 @@ struct auth_request;
 #define LMTP_MSGID_MAX 250
 /* RFC 5321 section 4.5.3.1.5: a reply line is at most 512 octets. */
 #define LMTP_REPLY_MAX 510
-/* DATA input is decoded in chunks of at most this many bytes. */
-#define LMTP_DATA_CHUNK (16 * 1024)
+/* DATA input is decoded into a buffer of this many bytes, written to
+ * the file when full or when the input runs dry. */
+#define LMTP_DATA_CHUNK (64 * 1024)
+/* Threads per worker for fsync/link (lmtp_batch.c). */
+#define LMTP_POOL_THREADS 8
+/* Positive recipient lookups kept per worker (lmtp_cache.c). A user
+ * removed from the password file still gets mail for up to the TTL. */
+#define LMTP_USER_CACHE_SIZE 512
+#define LMTP_USER_CACHE_TTL_SECS 60
+/* Idle open store users kept per worker (lmtp_cache.c); each holds the
+ * LMDB environment open (about 3 fds). */
+#define LMTP_SU_CACHE_MAX 64
+#define LMTP_SU_CACHE_TTL_SECS 30
+/* A store error message kept for a reply/log after the store call. */
+#define LMTP_ERROR_MAX 256
 
 /* ---- lmtp_parse.c ---- */
 
@@ -145,12 +166,35 @@ int lmtp_spool_open(const char *dir);
 /* Writes all of data; -1 with errno. */
 int lmtp_write_full(int fd, const void *data, size_t len);
 
-/* Stores the spooled message (size bytes at offset 0 of spool_fd) in
- * user's INBOX with Return-Path/Delivered-To prepended; 0 after the
- * commit, -1 with errno and *error_r (static/store string) otherwise. */
-int lmtp_deliver_spool(const struct settings *set, const char *user,
-		       const char *sender, const char *rcpt, int spool_fd,
-		       uint64_t size, const char **error_r);
+/* Starts a message in user's INBOX (store user from lmtp_su_get) with
+ * "Return-Path: <sender>" and "Delivered-To: rcpt" written. On failure
+ * with a cached store user (its Maildir may have been removed) it tries
+ * once more with a fresh one. Returns 0, or -1 with errno and the error
+ * text copied into error (LMTP_ERROR_MAX bytes); nothing is left open
+ * then. Loop thread only. */
+int lmtp_delivery_open(const struct settings *set, const char *user,
+		       const char *sender, const char *rcpt,
+		       struct store_user **su_r, struct store_delivery **d_r,
+		       char *error);
+/* Appends size bytes at offset 0 of spool_fd to d (any thread). */
+int lmtp_deliver_copy_spool(struct store_delivery *d, int spool_fd,
+			    uint64_t size, const char **error_r);
+
+/* ---- lmtp_cache.c (loop thread only) ---- */
+
+/* The canonical user cached for a RCPT name, or NULL. */
+const char *lmtp_user_cache_get(const char *name);
+void lmtp_user_cache_put(const char *name, const char *user);
+/* store_user_open, or an idle one from the cache (*is_cached_r). The
+ * caller has it exclusively until lmtp_su_put. */
+int lmtp_su_get(const struct settings *set, const char *user,
+		struct store_user **su_r, bool *is_cached_r,
+		const char **error_r);
+/* Gives a store user back to the cache (or closes it); NULLs *su. */
+void lmtp_su_put(struct store_user **su);
+/* The worker's delivery thread pool (created on first use), or NULL
+ * when it cannot be created. */
+struct threadpool *lmtp_pool(struct event_base *base);
 
 /* ---- lmtp_client.c / lmtp_commands.c ---- */
 
@@ -168,6 +212,7 @@ struct lmtp_trans {
 	/* RCPT lookup in progress (input is paused meanwhile). */
 	struct auth_request *lookup_req;
 	char *lookup_addr;	/* the address as given */
+	char *lookup_name;	/* first name looked up: the cache key */
 	char *lookup_local;	/* local part to try next, or NULL */
 	bool is_lookup_pending;
 	unsigned lookup_seq;
@@ -176,11 +221,51 @@ struct lmtp_trans {
 /* Exists only while DATA is being received. */
 struct lmtp_data {
 	struct lmtp_data_decoder dec;
+	/* One recipient: the message goes straight into its Maildir tmp/
+	 * file (su, d); several: into an anonymous spool file (spool_fd),
+	 * copied per recipient after the final dot. */
 	int spool_fd;
 	int spool_errno;	/* first spool write error, 0 if none */
+	struct store_user *su;
+	struct store_delivery *d;
+	int write_errno;	/* direct write failed (d is gone), 0 if not */
+	char write_error[LMTP_ERROR_MAX];
 	uint64_t size;		/* decoded bytes */
 	bool is_too_big;
 	struct lmtp_hdr_scan hdr;
+};
+
+enum lmtp_job_result {
+	LMTP_JOB_OK,
+	LMTP_JOB_FAILED,	/* err, error */
+	LMTP_JOB_TOO_BIG,	/* over max_message_size */
+	LMTP_JOB_NO_SPOOL,	/* the spool could not be written */
+};
+
+/* One recipient's delivery. su and d belong to the job alone while it
+ * is on the pool. */
+struct lmtp_rcpt_job {
+	struct lmtp_batch *batch;
+	struct store_user *su;
+	struct store_delivery *d;
+	enum lmtp_job_result result;
+	int err;
+	char error[LMTP_ERROR_MAX];
+};
+
+/* The deliveries of one transaction after its final dot. It owns the
+ * transaction and the DATA state, so it survives the session: the
+ * session's destroy only clears client (orphaned), and the last job's
+ * completion frees it. */
+struct lmtp_batch {
+	struct lmtp_client *client;	/* NULL once the session is gone */
+	uint64_t conn_id;		/* for logs after that */
+	struct lmtp_trans *trans;
+	struct lmtp_data *data;
+	struct lmtp_rcpt_job *jobs;	/* trans->rcpts_count */
+	unsigned pending;		/* jobs on the pool */
+	bool is_submitting;
+	struct timespec start;
 };
 
 struct lmtp_client {
@@ -188,6 +273,8 @@ struct lmtp_client {
 	const struct settings *set;
 	struct lmtp_trans *trans;	/* NULL when idle */
 	struct lmtp_data *data;		/* NULL unless in DATA */
+	/* Deliveries in flight (input is paused meanwhile). */
+	struct lmtp_batch *batch;
 	unsigned errors;
 	bool has_lhlo;
 	bool is_in_input;	/* inside lmtp_client_input: no recursion */
@@ -212,5 +299,14 @@ void lmtp_command_run(struct lmtp_client *client, const char *line,
 		      size_t len);
 /* Feeds conn_input to the DATA decoder; delivers at the end. */
 void lmtp_data_input(struct lmtp_client *client);
+
+/* ---- lmtp_batch.c ---- */
+
+/* After the final dot: takes client->trans and client->data, delivers
+ * to every recipient (blocking parts on the pool) and then sends one
+ * reply per recipient in RCPT order. Input is paused until then. */
+void lmtp_batch_start(struct lmtp_client *client);
+/* The session is going away: the batch finishes without it. */
+void lmtp_batch_orphan(struct lmtp_batch **batch);
 
 #endif

@@ -451,7 +451,7 @@ static void line_bytes(struct message_parser *p, const char *s, size_t n)
 
 static void line_end(struct message_parser *p, bool has_lf)
 {
-	bool is_bare = has_lf && !p->prev_cr, is_close;
+	bool is_bare = has_lf && !p->prev_cr, is_close = false;
 	int idx;
 
 	if (has_lf) {

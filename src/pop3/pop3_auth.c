@@ -12,6 +12,7 @@
 
 #include "auth/auth.h"
 #include "conf/config.h"
+#include "auth/sasl.h"
 #include "lib/base64.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
@@ -216,23 +217,12 @@ int pop3_cmd_apop(struct pop3_session *s, const struct pop3_cmd *cmd)
 
 /* ---- AUTH (RFC 5034) ---- */
 
-/* RFC 4616 section 2: [authzid] NUL authcid NUL passwd. We do not
- * support acting as someone else: authzid must be empty or authcid. */
 static int pop3_sasl_plain(struct pop3_session *s, const char *data,
 			   size_t len)
 {
-	const char *authzid = data, *authcid, *pass, *end = data + len;
+	const char *authcid, *pass;
 
-	authcid = memchr(authzid, '\0', len);
-	if (authcid == NULL)
-		return -1;
-	authcid++;
-	pass = memchr(authcid, '\0', (size_t)(end - authcid));
-	if (pass == NULL)
-		return -1;
-	pass++;
-	if (*authcid == '\0' || memchr(pass, '\0', (size_t)(end - pass)) ||
-	    (*authzid != '\0' && strcmp(authzid, authcid) != 0))
+	if (sasl_plain_parse(data, len, &authcid, &pass) < 0)
 		return -1;
 	pop3_sasl_free(s);
 	pop3_verify_plain(s, "PLAIN", authcid, pass);
@@ -268,27 +258,25 @@ static int pop3_sasl_login(struct pop3_session *s, const char *data,
 static int pop3_sasl_response(struct pop3_session *s, const char *b64,
 			      size_t len)
 {
-	size_t size = len / 4 * 3 + 1;	/* SIZE-MATH: base64.h contract */
-	unsigned char *data = xmalloc(size);
-	long n = base64_decode(b64, len, data);
-	int ret = -1;
+	size_t n;
+	char *data;
+	int ret;
 
 	/* RFC 5034 section 4: undecodable responses are rejected. */
-	if (n < 0) {
+	if (sasl_decode_response(b64, len, &data, &n) < 0) {
 		pop3_sasl_free(s);
 		pop3_reply_error(s, "Invalid base64 data");
-		goto out_free;
+		return -1;
 	}
 	if (s->sasl->mech == POP3_SASL_PLAIN)
-		ret = pop3_sasl_plain(s, (const char *)data, (size_t)n);
+		ret = pop3_sasl_plain(s, data, n);
 	else
-		ret = pop3_sasl_login(s, (const char *)data, (size_t)n);
+		ret = pop3_sasl_login(s, data, n);
 	if (ret < 0) {
 		pop3_sasl_free(s);
 		pop3_reply_error(s, "Invalid SASL response");
 	}
-	xwipe(data, (size_t)n);
-out_free:
+	xwipe(data, n);
 	free(data);
 	return ret;
 }
@@ -335,12 +323,10 @@ int pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmd *cmd)
 		pop3_reply_error(s, "Unsupported authentication mechanism");
 		return -1;
 	}
-	if (cmd->argc == 2) {
-		/* RFC 5034 section 4: "=" is an empty initial response. */
-		if (ir->len == 1 && ir->data[0] == '=')
-			return pop3_sasl_response(s, "", 0);
+	/* RFC 5034 section 4: "=" is an empty initial response
+	 * (sasl_decode_response knows). */
+	if (cmd->argc == 2)
 		return pop3_sasl_response(s, ir->data, ir->len);
-	}
 	/* An empty challenge is "+ " alone (RFC 5034 section 4). */
 	conn_printf(s->conn, s->sasl->mech == POP3_SASL_PLAIN ? "+ \r\n" :
 		    "+ VXNlcm5hbWU6\r\n");

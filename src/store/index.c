@@ -1,10 +1,18 @@
 /* index.c: the per-user LMDB index (<root>/heron.index, MDB_NOSUBDIR).
- * One environment per path per process, shared by refcount: LMDB forbids
- * opening an environment twice in one process (its POSIX locks would be
- * dropped by the second close). A missing, corrupt or incompatible file is
- * moved aside to heron.index.broken.<time> and recreated empty; mailboxes
- * are then rebuilt lazily from heron-uidlist by sync.c. Does not fork-
- * protect: open the store after fork(), never before. */
+ * A struct store_index lives as long as a store_user refers to it (one per
+ * path per process, refcounted), but its LMDB environment does not: open
+ * environments form a small per-process LRU cache (store_env_cache_set_max,
+ * default STORE_ENV_CACHE_DEFAULT). store_index_txn_begin opens the
+ * environment when it was evicted; store_txn_commit/store_txn_abort end
+ * the transaction, and an environment with no transaction open may be
+ * closed to make room for another. So an idle session costs no LMDB
+ * memory, lock-file mapping or descriptors, and the LMDB rule of one
+ * environment per file per process holds (the cache has one entry per
+ * path). Transactions never outlive a store call.
+ * A missing, corrupt or incompatible file is moved aside to
+ * heron.index.broken.<time> and recreated empty; mailboxes are then
+ * rebuilt lazily from heron-uidlist by sync.c. Fork: the child forgets
+ * (never uses, never closes) environments of its parent. */
 #include "store/store_private.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
