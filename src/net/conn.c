@@ -421,9 +421,16 @@ void conn_close_after_flush(struct conn *c, const char *reason)
 
 int conn_start_tls(struct conn *c)
 {
+	struct evbuffer *in;
+
 	if (c->is_tls || worker_tls_ctx(c->worker) == NULL)
 		return -1;
 	c->tls_pending = true;
+	/* RFC 3207 section 4.2 / RFC 2595 section 3.1: anything the client
+	 * pipelined after the command is dropped now, before any protocol
+	 * code can parse it. */
+	in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
 	if (conn_output_len(c) == 0 && !c->in_callback)
 		conn_switch_to_tls(c);
 	else if (conn_output_len(c) == 0)

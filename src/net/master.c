@@ -130,9 +130,6 @@ static void master_bind(struct master *m)
 	m->fds = xcalloc(set->listeners_count, sizeof(*m->fds));
 	for (size_t i = 0; i < set->listeners_count; i++) {
 		const struct listener_conf *l = &set->listeners[i];
-		if (l->proto == PROTO_IMAP)
-			log_fatal("%s: IMAP listeners are not available yet",
-				  set->path);
 		/* The MTA (e.g. Postfix's lmtp client) must reach it. */
 		m->fds[i] = l->unix_path ? listen_unix(l->unix_path, 0666) :
 			listen_tcp(l);

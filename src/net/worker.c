@@ -10,6 +10,7 @@
 #include "conf/config.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "imap/imap_client.h"
 #include "lmtp/lmtp.h"
 #include "pop3/pop3.h"
 
@@ -151,7 +152,7 @@ static const struct proto_ops *worker_proto(enum listener_proto proto)
 	case PROTO_LMTP:
 		return &lmtp_proto_ops;
 	case PROTO_IMAP:
-		return NULL;
+		return &imap_proto_ops;
 	}
 	return NULL;
 }

@@ -464,7 +464,8 @@ class Heron:
         self.bin = heron_bin()
         # Short path: the LMTP Unix socket path must fit sun_path.
         self.dir = tempfile.mkdtemp(prefix="heron-t", dir="/tmp")
-        self.pop3_port, self.pop3s_port, self.lmtp_port = free_ports(3)
+        (self.pop3_port, self.pop3s_port, self.lmtp_port, self.imap_port,
+         self.imaps_port) = free_ports(5)
         self.lmtp_sock = os.path.join(self.dir, "lmtp.sock")
         self.conf = os.path.join(self.dir, "heron.conf")
         self.passwd = os.path.join(self.dir, "passwd")
@@ -501,7 +502,9 @@ class Heron:
                  "listen = pop3 127.0.0.1:%d" % self.pop3_port,
                  "listen = pop3s 127.0.0.1:%d" % self.pop3s_port,
                  "listen = lmtp 127.0.0.1:%d" % self.lmtp_port,
-                 "listen = lmtp unix:%s" % self.lmtp_sock]
+                 "listen = lmtp unix:%s" % self.lmtp_sock,
+                 "listen = imap 127.0.0.1:%d" % self.imap_port,
+                 "listen = imaps 127.0.0.1:%d" % self.imaps_port]
         for k, v in self.settings.items():
             if v is not None:
                 lines.append("%s = %s" % (k, v))
@@ -537,7 +540,7 @@ class Heron:
 
     def wait_ready(self):
         deadline = time.monotonic() + START_TIMEOUT
-        pending = ["pop3", "pop3s", "lmtp", "unix"]
+        pending = ["pop3", "pop3s", "lmtp", "unix", "imap"]
         last_err = None
         while pending:
             if self.proc.poll() is not None:
@@ -568,7 +571,7 @@ class Heron:
                 s.close()
             return
         port = {"pop3": self.pop3_port, "pop3s": self.pop3s_port,
-                "lmtp": self.lmtp_port}[what]
+                "lmtp": self.lmtp_port, "imap": self.imap_port}[what]
         s = socket.create_connection(("127.0.0.1", port), timeout=t)
         try:
             if what == "pop3":

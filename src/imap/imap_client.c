@@ -1,0 +1,686 @@
+/* imap_client.c: the IMAP session. Feeds the connection's input to the
+ * command parser, runs one command at a time through the command table,
+ * streams APPEND literals to cmd_append.c, keeps the selected mailbox view
+ * and sends its untagged updates at the points RFC 3501 section 7.4.1 and
+ * RFC 2180 allow, and routes change notifications (inotify) to idling
+ * sessions. Does not interpret command arguments: cmd_*.c do. */
+#include "imap/imap_client.h"
+#include "imap/imap_capability.h"
+#include "imap/imap_quote.h"
+#include "imap/imap_seqset.h"
+#include "auth/auth.h"
+#include "conf/config.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Client errors (BAD) tolerated before the session is closed. */
+#define IMAP_MAX_BAD_COMMANDS 20
+/* Pre-login sessions get a short idle timeout (RFC 3501 5.4 concerns the
+ * logged-in autologout timer, at least 30 minutes). */
+#define IMAP_PRELOGIN_IDLE_SECS 180
+
+/* Every session with a selected mailbox that has a watch, for routing
+ * inotify events; a worker process has one list. */
+struct imap_watcher {
+	struct imap_client *client;
+	struct imap_watcher *next;
+};
+static struct imap_watcher *imap_watchers;
+static struct event *imap_watch_event;
+
+static void imap_client_input(struct imap_client *client);
+static void imap_cmd_finish(struct imap_cmd *cmd);
+
+/* ---- output ---- */
+
+struct evbuffer *imap_client_output(struct imap_client *client)
+{
+	return conn_output(client->conn);
+}
+
+bool imap_client_output_full(struct imap_client *client)
+{
+	return conn_output_len(client->conn) >= CONN_OUTPUT_HIWAT;
+}
+
+unsigned imap_client_quote_flags(const struct imap_client *client)
+{
+	return (client->enabled & IMAP_ENABLED_UTF8) ? IMAP_QUOTE_UTF8 : 0;
+}
+
+void imap_client_untagged(struct imap_client *client, const char *fmt, ...)
+{
+	struct evbuffer *out = conn_output(client->conn);
+	va_list ap;
+
+	evbuffer_add(out, "* ", 2);
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void imap_cmd_vreply(struct imap_cmd *cmd, const char *status,
+			    const char *fmt, va_list ap)
+{
+	struct evbuffer *out = conn_output(cmd->client->conn);
+
+	evbuffer_add_printf(out, "%s %s ", cmd->tag, status);
+	evbuffer_add_vprintf(out, fmt, ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+void imap_cmd_ok(struct imap_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	/* Untagged updates go before the tagged reply. */
+	imap_client_sync(cmd->client, cmd->def == NULL ||
+			 !(cmd->def->flags & IMAP_CMD_NO_EXPUNGES) ||
+			 cmd->uid);
+	va_start(ap, fmt);
+	imap_cmd_vreply(cmd, "OK", fmt, ap);
+	va_end(ap);
+}
+
+void imap_cmd_no(struct imap_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	imap_client_sync(cmd->client, cmd->def == NULL ||
+			 !(cmd->def->flags & IMAP_CMD_NO_EXPUNGES) ||
+			 cmd->uid);
+	va_start(ap, fmt);
+	imap_cmd_vreply(cmd, "NO", fmt, ap);
+	va_end(ap);
+}
+
+static void imap_client_count_bad(struct imap_client *client)
+{
+	if (++client->bad_count < IMAP_MAX_BAD_COMMANDS)
+		return;
+	imap_client_untagged(client, "BYE Too many invalid commands");
+	client->state = IMAP_STATE_LOGOUT;
+	conn_close_after_flush(client->conn, "too many errors");
+}
+
+void imap_cmd_bad(struct imap_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	imap_cmd_vreply(cmd, "BAD", fmt, ap);
+	va_end(ap);
+	imap_client_count_bad(cmd->client);
+}
+
+/* ---- the selected mailbox ---- */
+
+uint32_t imap_client_count(const struct imap_client *client)
+{
+	return client->mb == NULL ? 0 : store_mailbox_count(client->mb);
+}
+
+const struct store_msg *imap_client_msg(const struct imap_client *client,
+					uint32_t seq)
+{
+	return store_mailbox_msg(client->mb, seq - 1);
+}
+
+uint32_t imap_client_uid_to_seq(const struct imap_client *client,
+				uint32_t uid)
+{
+	uint32_t lo = 0, hi = imap_client_count(client);
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		uint32_t u = store_mailbox_msg(client->mb, mid)->uid;
+
+		if (u == uid)
+			return mid + 1;
+		if (u < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+bool imap_client_is_recent(const struct imap_client *client, uint32_t uid)
+{
+	for (size_t i = 0; i < client->recent_count; i++) {
+		if (uid >= client->recent[i].first &&
+		    uid <= client->recent[i].last)
+			return true;
+	}
+	return false;
+}
+
+static uint32_t imap_client_count_recent(const struct imap_client *client)
+{
+	uint32_t n = 0, count = imap_client_count(client);
+
+	if (client->recent_count == 0)
+		return 0;
+	for (uint32_t seq = 1; seq <= count; seq++) {
+		if (imap_client_is_recent(client, imap_client_msg(client,
+								  seq)->uid))
+			n++;
+	}
+	return n;
+}
+
+/* Read-write sessions take \Recent for messages nobody has seen. */
+static void imap_client_claim_recent(struct imap_client *client)
+{
+	uint32_t first, next = store_mailbox_uidnext(client->mb);
+	const char *error;
+
+	if (client->is_readonly)
+		return;
+	if (store_mailbox_claim_recent(client->mb, &first, &error) < 0) {
+		log_warn("imap claim_recent user=%s mailbox=%s failed: %s",
+			 client->user, client->mailbox_name, error);
+		return;
+	}
+	if (first >= next)
+		return;
+	client->recent = xreallocarray(client->recent,
+				       client->recent_count + 1,
+				       sizeof(*client->recent));
+	client->recent[client->recent_count].first = first;
+	client->recent[client->recent_count].last = next - 1;
+	client->recent_count++;
+}
+
+static void imap_client_send_flag_change(struct imap_client *client,
+					 uint32_t uid)
+{
+	struct evbuffer *out = conn_output(client->conn);
+	uint32_t seq = imap_client_uid_to_seq(client, uid);
+	const struct store_msg *msg;
+
+	if (seq == 0)
+		return;
+	msg = imap_client_msg(client, seq);
+	evbuffer_add_printf(out, "* %u FETCH (UID %u FLAGS (", seq, uid);
+	imap_client_append_flags(client, out, msg);
+	evbuffer_add(out, ")", 1);
+	if (client->enabled & (IMAP_ENABLED_CONDSTORE | IMAP_ENABLED_QRESYNC))
+		evbuffer_add_printf(out, " MODSEQ (%llu)",
+				    (unsigned long long)msg->modseq);
+	evbuffer_add(out, ")\r\n", 3);
+}
+
+static void imap_client_send_changes(struct imap_client *client,
+				     const struct store_changes *ch)
+{
+	uint32_t count = imap_client_count(client), recent;
+
+	/* RFC 3501 7.4.1: each EXPUNGE shifts the later numbers down. */
+	for (size_t i = 0; i < ch->expunged_count; i++)
+		imap_client_untagged(client, "%u EXPUNGE",
+				     ch->expunged_seqs[i] - (uint32_t)i);
+	if (ch->new_count > 0 || count != client->exists_sent) {
+		if (ch->new_count > 0)
+			imap_client_claim_recent(client);
+		imap_client_untagged(client, "%u EXISTS", count);
+		client->exists_sent = count;
+	}
+	recent = imap_client_count_recent(client);
+	if (recent != client->recent_sent || ch->new_count > 0) {
+		imap_client_untagged(client, "%u RECENT", recent);
+		client->recent_sent = recent;
+	}
+	for (size_t i = 0; i < ch->changed_count; i++)
+		imap_client_send_flag_change(client, ch->changed_uids[i]);
+}
+
+void imap_client_sync(struct imap_client *client, bool allow_expunges)
+{
+	struct store_changes ch;
+	const char *error;
+
+	if (client->state != IMAP_STATE_SELECTED || client->mb == NULL)
+		return;
+	/* Without expunges allowed the view stays as it is: the updates
+	 * come at the next point where all of them may be sent. */
+	if (!allow_expunges)
+		return;
+	client->mailbox_changed = false;
+	if (store_mailbox_sync_changes(client->mb, &ch, &error) < 0) {
+		log_error("imap sync user=%s mailbox=%s failed: %s",
+			  client->user, client->mailbox_name, error);
+		return;
+	}
+	if (ch.uidvalidity_changed) {
+		imap_client_untagged(client, "BYE [UIDVALIDITY] Mailbox was "
+				     "recreated");
+		client->state = IMAP_STATE_LOGOUT;
+		conn_close_after_flush(client->conn, "uidvalidity changed");
+	} else {
+		imap_client_send_changes(client, &ch);
+	}
+	store_changes_free(&ch);
+}
+
+int imap_client_seqset(struct imap_client *client, const struct imap_arg *arg,
+		       bool is_uid, uint32_t **seqs_r, size_t *count_r,
+		       const char **error_r)
+{
+	uint32_t count = imap_client_count(client), *seqs = NULL;
+	struct imap_seqset set;
+	const char *str;
+	bool is_saved;
+	size_t n = 0;
+
+	if (!imap_arg_get_atom(arg, &str)) {
+		*error_r = "Invalid sequence set";
+		return -1;
+	}
+	if (strcmp(str, "$") == 0) {
+		(void)is_saved;
+		/* RFC 5182: the saved search result (UIDs). */
+		seqs = xreallocarray(NULL, client->saved_count + 1,
+				     sizeof(*seqs));
+		for (size_t i = 0; i < client->saved_count; i++) {
+			uint32_t seq = imap_client_uid_to_seq(
+				client, client->saved_uids[i]);
+			if (seq != 0)
+				seqs[n++] = seq;
+		}
+		*seqs_r = seqs;
+		*count_r = n;
+		return 0;
+	}
+	/* An empty mailbox makes "1:*" an empty set, which we answer with
+	 * OK and nothing rather than BAD (clients send it blindly). */
+	if (imap_seqset_parse(str, strlen(str), is_uid ?
+			      (count > 0 ? imap_client_msg(client,
+							   count)->uid : 0) :
+			      count, &set, &is_saved, error_r) < 0)
+		return -1;
+	if (!is_uid && imap_seqset_max(&set) > count) {
+		imap_seqset_free(&set);
+		*error_r = "Invalid messageset";
+		return -1;
+	}
+	seqs = xreallocarray(NULL, count + 1, sizeof(*seqs));
+	for (uint32_t seq = 1; seq <= count; seq++) {
+		uint32_t key = is_uid ? imap_client_msg(client, seq)->uid : seq;
+		if (imap_seqset_contains(&set, key))
+			seqs[n++] = seq;
+	}
+	imap_seqset_free(&set);
+	*seqs_r = seqs;
+	*count_r = n;
+	return 0;
+}
+
+static void imap_watch_changed(int id, void *ctx)
+{
+	for (struct imap_watcher *w = imap_watchers; w != NULL; w = w->next) {
+		struct imap_client *client = w->client;
+
+		if (client->watch_id != id)
+			continue;
+		client->mailbox_changed = true;
+		if (client->is_idling && client->cmd != NULL)
+			imap_cmd_wake(client->cmd);
+	}
+}
+
+static void imap_watch_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	if (store_watch_read(imap_watch_changed, NULL) < 0)
+		log_warn("imap store_watch_read failed");
+}
+
+/* Hooks the process's inotify fd into the loop (once) and lists the
+ * client for routing. Called after a successful store_watch_add. */
+void imap_client_watch_start(struct imap_client *client)
+{
+	struct imap_watcher *w;
+
+	if (imap_watch_event == NULL && store_watch_fd() >= 0) {
+		imap_watch_event = event_new(conn_event_base(client->conn),
+					     store_watch_fd(),
+					     EV_READ | EV_PERSIST,
+					     imap_watch_cb, NULL);
+		event_add(imap_watch_event, NULL);
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->client = client;
+	w->next = imap_watchers;
+	imap_watchers = w;
+}
+
+static void imap_client_watch_stop(struct imap_client *client)
+{
+	for (struct imap_watcher **p = &imap_watchers; *p != NULL;
+	     p = &(*p)->next) {
+		if ((*p)->client == client) {
+			struct imap_watcher *w = *p;
+			*p = w->next;
+			free(w);
+			break;
+		}
+	}
+	if (client->watch_id >= 0)
+		store_watch_remove(client->watch_id);
+	client->watch_id = -1;
+}
+
+void imap_client_unselect(struct imap_client *client)
+{
+	imap_client_watch_stop(client);
+	if (client->mb != NULL)
+		store_mailbox_close(&client->mb);
+	free(client->mailbox_name);
+	client->mailbox_name = NULL;
+	free(client->recent);
+	client->recent = NULL;
+	client->recent_count = 0;
+	free(client->saved_uids);
+	client->saved_uids = NULL;
+	client->saved_count = 0;
+	client->exists_sent = client->recent_sent = 0;
+	client->mailbox_changed = false;
+	client->is_readonly = false;
+	if (client->state == IMAP_STATE_SELECTED)
+		client->state = IMAP_STATE_AUTH;
+}
+
+/* ---- commands ---- */
+
+static void imap_cmd_free(struct imap_cmd **cmdp)
+{
+	struct imap_cmd *cmd = *cmdp;
+
+	if (cmd->ctx != NULL && cmd->ctx_free != NULL)
+		cmd->ctx_free(cmd->ctx);
+	imap_command_free(&cmd->parsed);
+	free(cmd);
+	*cmdp = NULL;
+}
+
+static void imap_cmd_finish(struct imap_cmd *cmd)
+{
+	struct imap_client *client = cmd->client;
+
+	client->cmd = NULL;
+	imap_cmd_free(&cmd);
+}
+
+static void imap_cmd_run(struct imap_cmd *cmd, int (*func)(struct imap_cmd *))
+{
+	struct imap_client *client = cmd->client;
+
+	/* A handler returning AGAIN keeps its resume function unless it
+	 * sets another one. */
+	client->cmd = cmd;
+	if (func(cmd) == IMAP_CMD_DONE)
+		imap_cmd_finish(cmd);
+	else if (cmd->resume == NULL)
+		log_fatal("imap command %s returned AGAIN without resume",
+			  cmd->name);
+}
+
+static void imap_cmd_wake_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct imap_client *client = ctx;
+	struct imap_cmd *cmd = client->cmd;
+
+	if (cmd != NULL && cmd->resume != NULL)
+		imap_cmd_run(cmd, cmd->resume);
+	if (client->cmd == NULL)
+		imap_client_input(client);
+}
+
+void imap_cmd_wake(struct imap_cmd *cmd)
+{
+	struct imap_client *client = cmd->client;
+	struct timeval tv = { 0, 0 };
+
+	if (client->wake_event == NULL)
+		client->wake_event = evtimer_new(conn_event_base(client->conn),
+						 imap_cmd_wake_cb, client);
+	evtimer_add(client->wake_event, &tv);
+}
+
+/* Checks the command's state flags against the session. */
+static bool imap_cmd_allowed(const struct imap_client *client,
+			     const struct imap_cmd_def *def)
+{
+	switch (client->state) {
+	case IMAP_STATE_NOT_AUTH:
+		return (def->flags & IMAP_CMD_NOT_AUTH) != 0;
+	case IMAP_STATE_AUTH:
+		return (def->flags & IMAP_CMD_AUTH) != 0 &&
+			!(def->flags & IMAP_CMD_SELECTED);
+	case IMAP_STATE_SELECTED:
+		return (def->flags & (IMAP_CMD_AUTH | IMAP_CMD_SELECTED)) != 0;
+	case IMAP_STATE_LOGOUT:
+		return false;
+	}
+	return false;
+}
+
+static void imap_client_dispatch(struct imap_client *client,
+				 struct imap_command *parsed)
+{
+	struct imap_cmd *cmd = xcalloc(1, sizeof(*cmd));
+	const char *name;
+
+	cmd->client = client;
+	cmd->parsed = parsed;
+	cmd->tag = parsed->tag;
+	cmd->name = parsed->name;
+	cmd->args = parsed->args;
+	cmd->args_count = parsed->args_count;
+	client->cmd = cmd;
+	if (strcmp(parsed->name, "UID") == 0) {
+		if (parsed->args_count == 0 ||
+		    !imap_arg_get_atom(&parsed->args[0], &name)) {
+			imap_cmd_bad(cmd, "UID needs a command");
+			goto out_finish;
+		}
+		cmd->uid = true;
+		cmd->name = name;
+		cmd->args++;
+		cmd->args_count--;
+	}
+	cmd->def = imap_command_find(cmd->name);
+	if (cmd->def == NULL || (cmd->uid &&
+				 !(cmd->def->flags & IMAP_CMD_UID_OK))) {
+		cmd->def = NULL;
+		imap_cmd_bad(cmd, "Unknown command");
+		goto out_finish;
+	}
+	if (!imap_cmd_allowed(client, cmd->def)) {
+		const struct imap_cmd_def *def = cmd->def;
+		cmd->def = NULL;
+		if (client->state == IMAP_STATE_NOT_AUTH)
+			imap_cmd_bad(cmd, "Please log in first");
+		else if (def->flags & IMAP_CMD_SELECTED)
+			imap_cmd_bad(cmd, "No mailbox selected");
+		else
+			imap_cmd_bad(cmd, "Command not valid in this state");
+		goto out_finish;
+	}
+	imap_cmd_run(cmd, cmd->def->func);
+	return;
+out_finish:
+	imap_cmd_finish(cmd);
+}
+
+/* A literal was announced in the command being parsed. */
+static void imap_client_literal(struct imap_client *client)
+{
+	const struct imap_literal_info *info =
+		imap_parser_literal_info(client->parser);
+	const struct imap_command *partial =
+		imap_parser_partial(client->parser);
+
+	if (partial->name != NULL && strcmp(partial->name, "APPEND") == 0 &&
+	    info->depth == 0 && client->state != IMAP_STATE_NOT_AUTH) {
+		if (imap_append_literal_start(client, partial, info) < 0) {
+			imap_parser_abort_command(client->parser);
+			return;
+		}
+		imap_parser_literal_accept(client->parser, IMAP_LITERAL_STREAM);
+	} else if (imap_parser_literal_accept(client->parser,
+					      IMAP_LITERAL_MEMORY) < 0) {
+		/* RFC 7888 section 4 / RFC 4469: too big for memory. */
+		conn_printf(client->conn, "%s %s [TOOBIG] Literal too large\r\n",
+			    partial->tag != NULL ? partial->tag : "*",
+			    partial->tag != NULL ? "NO" : "BAD");
+		imap_parser_abort_command(client->parser);
+		return;
+	}
+	if (info->is_sync)
+		conn_printf(client->conn, "+ OK\r\n");
+}
+
+static void imap_client_parse_error(struct imap_client *client)
+{
+	const struct imap_parse_error *err = imap_parser_error(client->parser);
+
+	if (client->append != NULL)
+		imap_append_abort(client);
+	if (err->code == IMAP_PARSE_ERR_EMPTY)
+		return;	/* RFC 3501 doesn't define empty lines: ignore */
+	conn_printf(client->conn, "%s BAD %s\r\n",
+		    err->tag != NULL ? err->tag : "*", err->message);
+	if (err->is_fatal) {
+		imap_client_untagged(client, "BYE Protocol error");
+		client->state = IMAP_STATE_LOGOUT;
+		conn_close_after_flush(client->conn, "protocol error");
+		return;
+	}
+	imap_client_count_bad(client);
+}
+
+/* Parses and runs pipelined commands while the session may. */
+static void imap_client_input(struct imap_client *client)
+{
+	struct evbuffer *in = conn_input(client->conn);
+	const unsigned char *data;
+	size_t size;
+	bool is_last;
+
+	while (client->cmd == NULL && client->state != IMAP_STATE_LOGOUT &&
+	       !imap_client_output_full(client)) {
+		switch (imap_parser_feed_evbuffer(client->parser, in)) {
+		case IMAP_PARSE_NEED_MORE:
+			return;
+		case IMAP_PARSE_DONE:
+			imap_client_dispatch(client,
+				imap_parser_take_command(client->parser));
+			break;
+		case IMAP_PARSE_LITERAL:
+			imap_client_literal(client);
+			break;
+		case IMAP_PARSE_LITERAL_DATA:
+			imap_parser_literal_chunk(client->parser, &data, &size,
+						  &is_last);
+			if (client->append != NULL &&
+			    imap_append_literal_data(client, data, size,
+						     is_last) < 0)
+				imap_parser_abort_command(client->parser);
+			break;
+		case IMAP_PARSE_ERROR:
+			imap_client_parse_error(client);
+			break;
+		}
+	}
+}
+
+/* ---- proto_ops ---- */
+
+static void *imap_create(struct conn *conn)
+{
+	struct imap_client *client = xcalloc(1, sizeof(*client));
+	struct imap_parser_settings pset;
+
+	client->conn = conn;
+	client->set = conn_settings(conn);
+	client->watch_id = -1;
+	imap_parser_settings_default(&pset, false);
+	pset.max_line_length = client->set->max_line_length;
+	client->parser = imap_parser_create(&pset);
+	conn_set_idle_timeout(conn, client->set->idle_timeout_secs <
+			      IMAP_PRELOGIN_IDLE_SECS ?
+			      client->set->idle_timeout_secs :
+			      IMAP_PRELOGIN_IDLE_SECS);
+	conn_printf(conn, "* OK [CAPABILITY %s] Heron IMAP ready.\r\n",
+		    imap_capability_string(client));
+	return client;
+}
+
+static void imap_on_input(void *session)
+{
+	struct imap_client *client = session;
+
+	if (client->cmd != NULL) {
+		/* IDLE and AUTHENTICATE read their own lines. */
+		if (client->cmd->wants_input && client->cmd->resume != NULL)
+			imap_cmd_run(client->cmd, client->cmd->resume);
+		if (client->cmd != NULL)
+			return;
+	}
+	imap_client_input(client);
+}
+
+static void imap_on_drain(void *session)
+{
+	struct imap_client *client = session;
+
+	if (client->cmd != NULL && !client->cmd->wants_input &&
+	    client->cmd->resume != NULL)
+		imap_cmd_run(client->cmd, client->cmd->resume);
+	if (client->cmd == NULL)
+		imap_client_input(client);
+}
+
+static void imap_destroy(void *session, const char *reason)
+{
+	struct imap_client *client = session;
+
+	if (client->user != NULL)
+		log_info("imap logout id=%llu user=%s reason=%s in=%llu "
+			 "out=%llu", (unsigned long long)conn_id(client->conn),
+			 client->user, reason,
+			 (unsigned long long)conn_bytes_in(client->conn),
+			 (unsigned long long)conn_bytes_out(client->conn));
+	if (client->cmd != NULL)
+		imap_cmd_free(&client->cmd);
+	if (client->append != NULL)
+		imap_append_abort(client);
+	if (client->auth_req != NULL)
+		auth_request_abort(&client->auth_req);
+	imap_client_unselect(client);
+	if (client->su != NULL)
+		store_user_close(&client->su);
+	if (client->wake_event != NULL)
+		event_free(client->wake_event);
+	imap_parser_destroy(&client->parser);
+	free(client->user);
+	free(client);
+}
+
+const struct proto_ops imap_proto_ops = {
+	.name = "imap",
+	.create = imap_create,
+	.on_input = imap_on_input,
+	.on_drain = imap_on_drain,
+	.destroy = imap_destroy,
+	/* RFC 3501 7.1.5: BYE, then the server closes. */
+	.busy_reply = "* BYE Too many connections from your IP\r\n",
+};
