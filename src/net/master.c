@@ -5,6 +5,7 @@
  * drain their sessions: nothing is dropped) and stops everything on
  * SIGTERM. It parses no network input. */
 #include "net/master.h"
+#include "net/limits.h"
 #include "net/worker.h"
 #include "auth/auth_server.h"
 #include "conf/config.h"
@@ -43,6 +44,7 @@ struct child {
 	pid_t pid;
 	enum child_role role;
 	int index;
+	int row;		/* workers: row in the shared limits, or -1 */
 	time_t started;
 };
 
@@ -56,6 +58,8 @@ struct master {
 	size_t children_count;
 	unsigned workers;
 	bool stopping;
+	struct limits *limits;	/* shared connection counters */
+	bool *row_used;
 	struct passwd *pw;	/* drop target, NULL = stay */
 	uid_t uid;
 	gid_t gid;
@@ -167,9 +171,40 @@ static void master_child_setup(struct master *m)
 	signal(SIGUSR1, SIG_DFL);
 }
 
+/* A free row of the shared counters, cleared; -1 if all are taken. */
+static int master_row_alloc(struct master *m)
+{
+	for (unsigned r = 0; r < limits_rows(m->limits); r++) {
+		if (!m->row_used[r]) {
+			m->row_used[r] = true;
+			limits_row_clear(m->limits, r);
+			return (int)r;
+		}
+	}
+	return -1;
+}
+
+static void master_row_free(struct master *m, struct child *c)
+{
+	if (c->row < 0)
+		return;
+	limits_row_clear(m->limits, (unsigned)c->row);
+	m->row_used[c->row] = false;
+	c->row = -1;
+}
+
 static void master_spawn(struct master *m, struct child *c)
 {
-	pid_t pid = fork();
+	pid_t pid;
+
+	if (c->role != CHILD_AUTH && c->row < 0 &&
+	    (c->row = master_row_alloc(m)) < 0) {
+		log_error("no free connection-counter row: too many draining "
+			  "workers; not starting a worker now");
+		c->pid = -1;
+		return;
+	}
+	pid = fork();
 
 	if (pid < 0) {
 		log_error("fork() failed: %s", strerror(errno));
@@ -191,7 +226,8 @@ static void master_spawn(struct master *m, struct child *c)
 		}
 		close(m->auth_fd);
 		master_drop_privileges(m);
-		worker_main(m->set, m->fds, c->index);
+		worker_main(m->set, m->fds, c->index, m->limits,
+			    (unsigned)c->row);
 	}
 	c->pid = pid;
 	c->started = time(NULL);
@@ -209,6 +245,7 @@ static struct child *master_add_child(struct master *m, enum child_role role,
 	c = &m->children[m->children_count++];
 	c->role = role;
 	c->index = index;
+	c->row = -1;
 	c->pid = -1;
 	master_spawn(m, c);
 	return c;
@@ -236,6 +273,8 @@ static void master_child_exited(struct master *m, pid_t pid, int status)
 		if (c->pid != pid)
 			continue;
 		c->pid = -1;
+		/* Its connections are gone with it. */
+		master_row_free(m, c);
 		if (c->role == CHILD_DRAINING) {
 			m->children[i] = m->children[--m->children_count];
 			return;
@@ -423,10 +462,14 @@ int master_run(struct settings *set)
 	signal(SIGPIPE, SIG_IGN);
 	master_resolve_user(&m);
 	master_bind(&m);
+	m.workers = set->workers ? set->workers :
+		(ncpu > 0 ? (unsigned)ncpu : 1);
+	/* Room for a few generations of draining workers after reloads. */
+	m.limits = limits_create(4 * m.workers + 4);
+	m.row_used = xcalloc(limits_rows(m.limits), sizeof(*m.row_used));
 	m.base = event_base_new();
 	if (m.base == NULL)
 		log_fatal("event_base_new failed");
-	m.workers = set->workers ? set->workers : (ncpu > 0 ? (unsigned)ncpu : 1);
 	evs[0] = evsignal_new(m.base, SIGCHLD, master_sigchld_cb, &m);
 	evs[1] = evsignal_new(m.base, SIGTERM, master_sigterm_cb, &m);
 	evs[2] = evsignal_new(m.base, SIGINT, master_sigterm_cb, &m);
@@ -453,6 +496,7 @@ int master_run(struct settings *set)
 	free(m.fds);
 	free(m.auth_path);
 	free(m.children);
+	free(m.row_used);
 	event_base_free(m.base);
 	config_free(&m.set);
 	return 0;

@@ -5,6 +5,7 @@
  * do that. */
 #include "net/worker.h"
 #include "net/net_private.h"
+#include "net/limits.h"
 #include "net/tls.h"
 #include "auth/auth.h"
 #include "conf/config.h"
@@ -23,15 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define WORKER_COUNT_BUCKETS 256
 /* Accepts per listener wake-up, so one busy port can't starve others. */
 #define WORKER_ACCEPT_BATCH 32
-
-struct worker_count {
-	struct worker_count *next;
-	unsigned count;
-	char key[];
-};
 
 struct worker_listener {
 	struct worker *w;
@@ -50,57 +44,23 @@ struct worker {
 	struct conn *conns;
 	unsigned conns_count;
 	bool draining;
-	struct worker_count *counts[2][WORKER_COUNT_BUCKETS];
+	struct limits *limits;	/* shared connection counts */
+	unsigned row;		/* this worker's row in them */
 };
 
 struct event_base *worker_base(struct worker *w) { return w->base; }
 const struct settings *worker_settings(struct worker *w) { return w->set; }
 SSL_CTX *worker_tls_ctx(struct worker *w) { return w->tls; }
 
-static unsigned worker_hash(const char *key)
-{
-	unsigned h = 5381;
-
-	while (*key != '\0')
-		h = h * 33 + (unsigned char)*key++;
-	return h % WORKER_COUNT_BUCKETS;
-}
-
 int worker_count_add(struct worker *w, bool is_user, const char *key,
 		     unsigned max)
 {
-	struct worker_count **bucket = &w->counts[is_user][worker_hash(key)];
-	struct worker_count *e;
-
-	for (e = *bucket; e != NULL; e = e->next) {
-		if (strcmp(e->key, key) == 0)
-			break;
-	}
-	if (e == NULL) {
-		e = xcalloc(1, sizeof(*e) + strlen(key) + 1);
-		memcpy(e->key, key, strlen(key) + 1);
-		e->next = *bucket;
-		*bucket = e;
-	}
-	if (max != 0 && e->count >= max)
-		return -1;
-	return (int)++e->count;
+	return limits_add(w->limits, w->row, is_user, key, max);
 }
 
 void worker_count_del(struct worker *w, bool is_user, const char *key)
 {
-	struct worker_count **p = &w->counts[is_user][worker_hash(key)];
-
-	for (; *p != NULL; p = &(*p)->next) {
-		struct worker_count *e = *p;
-		if (strcmp(e->key, key) != 0)
-			continue;
-		if (--e->count == 0) {
-			*p = e->next;
-			free(e);
-		}
-		return;
-	}
+	limits_del(w->limits, w->row, is_user, key);
 }
 
 static void worker_check_drained(struct worker *w)
@@ -207,9 +167,10 @@ static void worker_listen(struct worker *w, const int *fds)
 	w->listeners_count = set->listeners_count;
 }
 
-void worker_main(const struct settings *set, const int *fds, int index)
+void worker_main(const struct settings *set, const int *fds, int index,
+		 struct limits *limits, unsigned row)
 {
-	struct worker w = { .set = set };
+	struct worker w = { .set = set, .limits = limits, .row = row };
 	struct event *sig_term, *sig_int, *sig_usr1;
 	const char *error = NULL;
 	char tag[32], *auth_path;

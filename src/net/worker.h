@@ -3,12 +3,15 @@
 #ifndef HERON_WORKER_H
 #define HERON_WORKER_H
 
+struct limits;
 struct settings;
 
 /* Runs until SIGTERM (close everything now) or SIGUSR1 (stop accepting,
  * exit when the last session ends: used for reloads). fds[i] is the
- * listening socket of set->listeners[i]. Never returns. */
-void worker_main(const struct settings *set, const int *fds, int index)
+ * listening socket of set->listeners[i]; row is this worker's row in the
+ * shared connection counters. Never returns. */
+void worker_main(const struct settings *set, const int *fds, int index,
+		 struct limits *limits, unsigned row)
 	__attribute__((noreturn));
 
 #endif
