@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -227,6 +228,9 @@ static void imap_client_send_changes(struct imap_client *client,
 	for (size_t i = 0; i < ch->expunged_count; i++)
 		imap_client_untagged(client, "%u EXPUNGE",
 				     ch->expunged_seqs[i] - (uint32_t)i);
+	/* Each EXPUNGE already lowered the client's message count. */
+	client->exists_sent -= ch->expunged_count < client->exists_sent ?
+		(uint32_t)ch->expunged_count : client->exists_sent;
 	if (ch->new_count > 0 || count != client->exists_sent) {
 		if (ch->new_count > 0)
 			imap_client_claim_recent(client);
@@ -255,6 +259,15 @@ void imap_client_sync(struct imap_client *client, bool allow_expunges)
 		return;
 	client->mailbox_changed = false;
 	if (store_mailbox_sync_changes(client->mb, &ch, &error) < 0) {
+		if (errno == ENOENT) {
+			/* RFC 2180 3.3: another session deleted it. */
+			imap_client_untagged(client, "BYE Selected mailbox "
+					     "was deleted");
+			client->state = IMAP_STATE_LOGOUT;
+			conn_close_after_flush(client->conn,
+					       "mailbox deleted");
+			return;
+		}
 		log_error("imap sync user=%s mailbox=%s failed: %s",
 			  client->user, client->mailbox_name, error);
 		return;
@@ -280,10 +293,13 @@ int imap_client_seqset(struct imap_client *client, const struct imap_arg *arg,
 	bool is_saved;
 	size_t n = 0;
 
-	if (!imap_arg_get_atom(arg, &str)) {
+	/* '*' is not an ATOM-CHAR: take the raw atom and let the set
+	 * parser judge it. */
+	if (arg == NULL || arg->type != IMAP_ARG_ATOM) {
 		*error_r = "Invalid sequence set";
 		return -1;
 	}
+	str = arg->str;
 	if (strcmp(str, "$") == 0) {
 		(void)is_saved;
 		/* RFC 5182: the saved search result (UIDs). */
@@ -414,6 +430,9 @@ static void imap_cmd_finish(struct imap_cmd *cmd)
 {
 	struct imap_client *client = cmd->client;
 
+	/* A wake-up still pending belongs to this command, not the next. */
+	if (client->wake_event != NULL)
+		evtimer_del(client->wake_event);
 	client->cmd = NULL;
 	imap_cmd_free(&cmd);
 }
