@@ -216,12 +216,12 @@ int store_mailbox_copy(struct store_mailbox *src, const uint32_t *src_uids,
 	if ((rc = store_index_txn_begin(c.idx, 0, &c.txn)) == 0) {
 		rc = copy_txn(&c, src_uids, count, dst_uids_r);
 		if (rc == 0) {
-			rc = mdb_txn_commit(c.txn);
+			rc = store_txn_commit(c.txn);
 			if (rc != 0)
 				copy_unlink_all(&c, count);
 		} else {
 			err = errno;
-			mdb_txn_abort(c.txn);
+			store_txn_abort(c.txn);
 			errno = err;
 		}
 	}

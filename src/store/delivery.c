@@ -265,7 +265,7 @@ static int delivery_txn(struct store_delivery *d, struct store_mailbox *mb,
 		rc = index_get_mbox(idx, *txn_r, d->key, &mb->rec);
 		if (rc == 0)
 			return 0;
-		mdb_txn_abort(*txn_r);
+		store_txn_abort(*txn_r);
 		if (rc != MDB_NOTFOUND || store_sync(mb, false) < 0)
 			return rc == MDB_NOTFOUND ? -1 : rc;
 	}
@@ -295,7 +295,7 @@ static int delivery_keywords(struct store_delivery *d,
 			*kw_r |= UINT64_C(1) << i;
 	}
 	if (rc != 0) {
-		mdb_txn_abort(txn);
+		store_txn_abort(txn);
 		if (rc == EINVAL || rc == ENOSPC) {
 			errno = rc;
 			return store_set_error(d->su->error, NULL, "%s",
@@ -304,7 +304,7 @@ static int delivery_keywords(struct store_delivery *d,
 		}
 		return delivery_fail(d, &mb, rc, "keywords");
 	}
-	rc = mdb_txn_commit(txn);
+	rc = store_txn_commit(txn);
 	return rc == 0 ? 0 : delivery_fail(d, &mb, rc, "keywords");
 }
 
@@ -335,9 +335,9 @@ static int delivery_index(struct store_delivery *d, const char *dest,
 	if (rc == 0)
 		rc = index_put_mbox(d->su->index, txn, d->key, &mb.rec);
 	if (rc == 0)
-		return (rc = mdb_txn_commit(txn)) == 0 ? 0 :
+		return (rc = store_txn_commit(txn)) == 0 ? 0 :
 			delivery_fail(d, &mb, rc, "indexing");
-	mdb_txn_abort(txn);
+	store_txn_abort(txn);
 	return delivery_fail(d, &mb, rc, "indexing");
 }
 

@@ -23,7 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static struct store_index *index_cache;
+static struct store_index *index_cache;	/* every index of this process */
+static struct store_index **open_envs;	/* those whose env is open */
+static size_t open_count, open_cap;
+static unsigned env_cache_max = STORE_ENV_CACHE_DEFAULT;
+static uint64_t use_clock;
+static pid_t cache_pid;
+unsigned long store_index_env_opens;
 
 int store_index_errno(int rc)
 {
@@ -42,24 +48,43 @@ bool store_index_is_corrupt(int rc)
 		rc == MDB_VERSION_MISMATCH || rc == MDB_PAGE_NOTFOUND;
 }
 
-/* Opens the named databases and reads the meta record once, so a broken
- * file shows up here rather than in the middle of a sync. */
-static int index_open_dbis(struct store_index *idx)
+static int index_dbis(struct store_index *idx, MDB_txn *txn,
+		      unsigned flags)
 {
 	struct index_meta meta;
+	int rc;
+
+	if ((rc = mdb_dbi_open(txn, "meta", flags, &idx->dbi_meta)) ||
+	    (rc = mdb_dbi_open(txn, "mbox", flags, &idx->dbi_mbox)) ||
+	    (rc = mdb_dbi_open(txn, "msg", flags, &idx->dbi_msg)) ||
+	    (rc = mdb_dbi_open(txn, "bname", flags, &idx->dbi_bname)) ||
+	    (rc = mdb_dbi_open(txn, "kw", flags, &idx->dbi_kw)) ||
+	    (rc = mdb_dbi_open(txn, "expunged", flags, &idx->dbi_exp)))
+		return rc;
+	return index_get_meta(idx, txn, &meta);
+}
+
+/* Opens the named databases and reads the meta record once, so a broken
+ * file shows up here rather than in the middle of a sync. A read
+ * transaction when they all exist (the usual reopen after an eviction:
+ * no wait for the writer lock), else a write one that creates them. */
+static int index_open_dbis(struct store_index *idx)
+{
 	MDB_txn *txn;
 	int rc;
 
-	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0)
 		return rc;
-	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &idx->dbi_meta)) ||
-	    (rc = mdb_dbi_open(txn, "mbox", MDB_CREATE, &idx->dbi_mbox)) ||
-	    (rc = mdb_dbi_open(txn, "msg", MDB_CREATE, &idx->dbi_msg)) ||
-	    (rc = mdb_dbi_open(txn, "bname", MDB_CREATE, &idx->dbi_bname)) ||
-	    (rc = mdb_dbi_open(txn, "kw", MDB_CREATE, &idx->dbi_kw)) ||
-	    (rc = mdb_dbi_open(txn, "expunged", MDB_CREATE, &idx->dbi_exp)) ||
-	    (rc = index_get_meta(idx, txn, &meta))) {
+	rc = index_dbis(idx, txn, 0);
+	if (rc == 0)
+		return mdb_txn_commit(txn);
+	mdb_txn_abort(txn);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_txn_begin(idx->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = index_dbis(idx, txn, MDB_CREATE)) != 0) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
@@ -107,18 +132,85 @@ static int index_move_aside(const char *path, int rc)
 
 /* Environments inherited over fork() must not be used (LMDB: "do not
  * have open an env before fork") nor closed (closing clears the parent's
- * reader slots): the child forgets them and opens its own. */
-static void index_cache_forget_forked(void)
+ * reader slots): the child forgets them (their memory stays with the
+ * parent's objects) and opens its own. */
+static void cache_check_fork(void)
 {
-	struct store_index **p = &index_cache;
 	pid_t pid = getpid();
 
-	while (*p != NULL) {
-		if ((*p)->pid != pid)
-			*p = (*p)->next;	/* left to the parent */
-		else
-			p = &(*p)->next;
+	if (cache_pid == pid)
+		return;
+	index_cache = NULL;
+	open_count = 0;
+	cache_pid = pid;
+}
+
+static void env_close(struct store_index *idx)
+{
+	for (size_t i = 0; i < open_count; i++) {
+		if (open_envs[i] == idx) {
+			open_envs[i] = open_envs[--open_count];
+			break;
+		}
 	}
+	mdb_env_close(idx->env);
+	idx->env = NULL;
+}
+
+/* Closes least recently used environments with no transaction open
+ * until fewer than max are open (or none can be closed). */
+static void env_make_room(size_t max)
+{
+	while (open_count > 0 && open_count >= max) {
+		struct store_index *lru = NULL;
+
+		for (size_t i = 0; i < open_count; i++) {
+			struct store_index *c = open_envs[i];
+
+			if (c->txn_count == 0 &&
+			    (lru == NULL || c->last_used < lru->last_used))
+				lru = c;
+		}
+		if (lru == NULL)
+			return;	/* all busy: the cache grows for a while */
+		env_close(lru);
+	}
+}
+
+/* Opens idx's environment (moving a corrupt file aside) and lists it. */
+static int env_open_listed(struct store_index *idx, bool may_move)
+{
+	int rc;
+
+	env_make_room(env_cache_max);
+	rc = index_env_open(idx);
+	if (may_move && store_index_is_corrupt(rc) &&
+	    index_move_aside(idx->path, rc) == 0)
+		rc = index_env_open(idx);
+	if (rc != 0)
+		return rc;
+	if (open_count == open_cap) {
+		open_cap = open_cap ? open_cap * 2 : 16;
+		open_envs = xreallocarray(open_envs, open_cap,
+					  sizeof(*open_envs));
+	}
+	open_envs[open_count++] = idx;
+	idx->last_used = ++use_clock;
+	store_index_env_opens++;
+	return 0;
+}
+
+void store_env_cache_set_max(unsigned max)
+{
+	env_cache_max = max > 0 ? max : 1;
+	cache_check_fork();
+	env_make_room(env_cache_max + 1);
+}
+
+unsigned store_index_open_env_count(void)
+{
+	cache_check_fork();
+	return (unsigned)open_count;
 }
 
 int store_index_open(const char *path, struct store_index **index_r,
@@ -127,7 +219,7 @@ int store_index_open(const char *path, struct store_index **index_r,
 	struct store_index *idx;
 	int rc;
 
-	index_cache_forget_forked();
+	cache_check_fork();
 	for (idx = index_cache; idx != NULL; idx = idx->next) {
 		if (strcmp(idx->path, path) == 0) {
 			idx->refcount++;
@@ -137,10 +229,10 @@ int store_index_open(const char *path, struct store_index **index_r,
 	}
 	idx = xcalloc(1, sizeof(*idx));
 	idx->path = xstrdup(path);
-	rc = index_env_open(idx);
-	if (store_index_is_corrupt(rc) && index_move_aside(path, rc) == 0)
-		rc = index_env_open(idx);
-	if (rc != 0) {
+	idx->pid = getpid();
+	/* Opened now so that a broken file is reported (and replaced) at
+	 * login; it stays in the cache for the calls that follow. */
+	if ((rc = env_open_listed(idx, true)) != 0) {
 		snprintf(errbuf, errsize, "mdb_env_open(%s) failed: %s", path,
 			 mdb_strerror(rc));
 		free(idx->path);
@@ -149,7 +241,6 @@ int store_index_open(const char *path, struct store_index **index_r,
 		return -1;
 	}
 	idx->refcount = 1;
-	idx->pid = getpid();
 	idx->next = index_cache;
 	index_cache = idx;
 	*index_r = idx;
@@ -159,20 +250,76 @@ int store_index_open(const char *path, struct store_index **index_r,
 int store_index_txn_begin(struct store_index *idx, unsigned flags,
 			  MDB_txn **txn_r)
 {
-	if (idx->env == NULL)
-		return EIO;	/* a recovery failed to reopen it */
-	return mdb_txn_begin(idx->env, NULL, flags, txn_r);
+	int rc;
+
+	cache_check_fork();
+	if (idx->pid != cache_pid)
+		return EIO;	/* the parent's: open the store again */
+	if (idx->env == NULL) {
+		if (idx->is_broken)
+			return EIO;	/* a recovery failed to reopen it */
+		rc = env_open_listed(idx, true);
+		if (rc != 0) {
+			log_error("store: reopening index path=%s failed: %s",
+				  idx->path, mdb_strerror(rc));
+			return rc;
+		}
+	}
+	rc = mdb_txn_begin(idx->env, NULL, flags, txn_r);
+	if (rc == 0) {
+		idx->txn_count++;
+		idx->last_used = ++use_clock;
+	}
+	return rc;
+}
+
+static struct store_index *txn_index(MDB_txn *txn)
+{
+	MDB_env *env = mdb_txn_env(txn);
+
+	for (size_t i = 0; i < open_count; i++) {
+		if (open_envs[i]->env == env)
+			return open_envs[i];
+	}
+	return NULL;
+}
+
+static void txn_ended(struct store_index *idx)
+{
+	if (idx == NULL)
+		return;
+	idx->txn_count--;
+	if (open_count > env_cache_max)
+		env_make_room(env_cache_max + 1);
+}
+
+int store_txn_commit(MDB_txn *txn)
+{
+	struct store_index *idx = txn_index(txn);
+	int rc = mdb_txn_commit(txn);
+
+	txn_ended(idx);
+	return rc;
+}
+
+void store_txn_abort(MDB_txn *txn)
+{
+	struct store_index *idx = txn_index(txn);
+
+	mdb_txn_abort(txn);
+	txn_ended(idx);
 }
 
 int store_index_recover(struct store_index *idx, int rc)
 {
-	if (idx->env != NULL) {
-		mdb_env_close(idx->env);
-		idx->env = NULL;
-	}
-	if (index_move_aside(idx->path, rc) < 0)
+	if (idx->env != NULL)
+		env_close(idx);
+	if (index_move_aside(idx->path, rc) < 0) {
+		idx->is_broken = true;
 		return EIO;
-	rc = index_env_open(idx);
+	}
+	rc = env_open_listed(idx, false);
+	idx->is_broken = rc != 0;
 	if (rc != 0)
 		log_error("store: reopening index path=%s failed: %s",
 			  idx->path, mdb_strerror(rc));
@@ -186,8 +333,9 @@ void store_index_unref(struct store_index **_idx)
 	if (idx == NULL)
 		return;
 	*_idx = NULL;
-	if (idx->pid != getpid())
-		return;		/* the parent's: see index_cache_forget_forked */
+	cache_check_fork();
+	if (idx->pid != cache_pid)
+		return;		/* the parent's: see cache_check_fork */
 	if (--idx->refcount > 0)
 		return;
 	for (p = &index_cache; *p != NULL; p = &(*p)->next) {
@@ -196,8 +344,10 @@ void store_index_unref(struct store_index **_idx)
 			break;
 		}
 	}
+	/* Not kept in the cache: the file may be replaced (tests, admins
+	 * moving an index aside) before this user logs in again. */
 	if (idx->env != NULL)
-		mdb_env_close(idx->env);
+		env_close(idx);
 	free(idx->path);
 	free(idx);
 }
@@ -242,7 +392,8 @@ int index_get_mbox(struct store_index *idx, MDB_txn *txn, const char *name,
 		return rc;
 	/* Records written before the IMAP fields existed are shorter. */
 	if (val.mv_size != sizeof(*rec_r) &&
-	    val.mv_size != INDEX_MBOX_V1_SIZE)
+	    val.mv_size != INDEX_MBOX_V1_SIZE &&
+	    val.mv_size != INDEX_MBOX_V2_SIZE)
 		return MDB_CORRUPTED;
 	memset(rec_r, 0, sizeof(*rec_r));
 	memcpy(rec_r, val.mv_data, val.mv_size);
@@ -338,9 +489,10 @@ int index_put_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
 	return mdb_put(txn, idx->dbi_bname, &bk, &bv, 0);
 }
 
-int index_del_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
-		  uint32_t uid)
+int index_del_msg(struct store_index *idx, MDB_txn *txn,
+		  struct index_mbox *rec, uint32_t uid)
 {
+	uint32_t id = rec->id;
 	struct index_msg_view msg;
 	uint8_t kbuf[8], bkey[4 + STORE_NAME_MAX];
 	MDB_val key = { sizeof(kbuf), kbuf }, bk;
@@ -353,6 +505,10 @@ int index_del_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
 	rc = mdb_del(txn, idx->dbi_bname, &bk, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
+	if (rec->pending_renames > 0 &&
+	    maildir_path_differs(msg.path, msg.hdr.path_len, msg.hdr.flags,
+				 msg.hdr.keywords))
+		rec->pending_renames--;
 	index_msg_key(kbuf, id, uid);
 	return mdb_del(txn, idx->dbi_msg, &key, NULL);
 }

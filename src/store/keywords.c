@@ -260,7 +260,7 @@ int store_mailbox_keyword_names(struct store_mailbox *mb,
 	if (rc != 0)
 		return kw_fail(mb, rc, error_r);
 	rc = kw_cache_load(mb, txn);
-	mdb_txn_abort(txn);
+	store_txn_abort(txn);
 	if (rc != 0)
 		return kw_fail(mb, rc, error_r);
 	*names_r = (const char *const *)mb->kw_names;
@@ -290,8 +290,8 @@ int store_mailbox_keyword_index(struct store_mailbox *mb, const char *name,
 	if (rc == 0)
 		rc = kw_cache_load(mb, txn);
 	if (rc == 0 && create)
-		rc = mdb_txn_commit(txn);
+		rc = store_txn_commit(txn);
 	else
-		mdb_txn_abort(txn);
+		store_txn_abort(txn);
 	return rc == 0 ? 0 : kw_fail(mb, rc, error_r);
 }

@@ -110,15 +110,15 @@ int store_mailbox_delete(struct store_user *su, const char *name,
 	if (maildir_remove_folder(dir, su->error) < 0) {
 		int err = errno;
 
-		mdb_txn_abort(txn);
+		store_txn_abort(txn);
 		errno = err;
 		rc = -1;
 		goto out;
 	}
 	if ((rc = index_forget(su->index, txn, key)) == 0)
-		rc = mdb_txn_commit(txn);
+		rc = store_txn_commit(txn);
 	else
-		mdb_txn_abort(txn);
+		store_txn_abort(txn);
 out:
 	free(key);
 	free(dir);
@@ -257,13 +257,13 @@ static int rename_folders(struct store_user *su, const char *old_key,
 			rc = rename_apply(su, txn, &rs, old_key, new_key);
 		/* Commit what was done so the index follows the disk. */
 		if (rc == 0 || rc == -1) {
-			int err = errno, crc = mdb_txn_commit(txn);
+			int err = errno, crc = store_txn_commit(txn);
 
 			errno = err;
 			if (rc == 0)
 				rc = crc;
 		} else {
-			mdb_txn_abort(txn);
+			store_txn_abort(txn);
 		}
 	}
 	rename_set_free(&rs);
@@ -327,6 +327,11 @@ static int rename_inbox(struct store_user *su, const char *new_name)
 
 	if (maildir_resolve(su, new_name, &key, &dir) < 0)
 		return store_set_error(su->error, NULL, "invalid name");
+	/* File names must carry INBOX's flags before they move: closing a
+	 * view flushes pending renames. */
+	if (store_mailbox_open(su, "INBOX", &mb, &error) < 0)
+		goto out;
+	store_mailbox_close(&mb);
 	if (maildir_create_folder(dir, su->error) < 0)
 		goto out;
 	inbox_copy_keywords(su, dir);

@@ -106,6 +106,31 @@ int maildir_cur_path(char *buf, size_t size, const char *basename,
 	return (int)len;
 }
 
+void maildir_path_letters(const char *path, size_t len, uint32_t *flags_r,
+			  uint64_t *kw_r)
+{
+	*flags_r = 0;
+	*kw_r = 0;
+	if (len >= 4 && memcmp(path, "cur/", 4) == 0) {
+		*flags_r = maildir_name_flags(path, len);
+		*kw_r = maildir_name_keywords(path, len);
+	}
+}
+
+void maildir_merge_letters(struct index_msg *hdr, const char *old_path,
+			   size_t old_len, uint32_t disk_flags,
+			   uint64_t disk_kw)
+{
+	uint32_t file_flags, flag_mask;
+	uint64_t file_kw, kw_mask;
+
+	maildir_path_letters(old_path, old_len, &file_flags, &file_kw);
+	flag_mask = file_flags ^ disk_flags;
+	kw_mask = file_kw ^ disk_kw;
+	hdr->flags = (hdr->flags & ~flag_mask) | (disk_flags & flag_mask);
+	hdr->keywords = (hdr->keywords & ~kw_mask) | (disk_kw & kw_mask);
+}
+
 bool maildir_path_differs(const char *path, size_t path_len, uint32_t flags,
 			  uint64_t keywords)
 {
@@ -419,6 +444,8 @@ void store_mailbox_close(struct store_mailbox **_mb)
 	if (mb == NULL)
 		return;
 	*_mb = NULL;
+	if (mb->rec.pending_renames > 0)
+		store_flush_all(mb);
 	if (mb->pop3_fd >= 0)
 		close(mb->pop3_fd);	/* releases the flock */
 	free(mb->msgs);

@@ -1,10 +1,14 @@
 /* message.c: per-message operations on an open mailbox: open (following
- * renames made by other sessions or MUAs), flag changes (rename to
- * cur/<basename>:2,<letters>) and expunge. Each runs in one LMDB write
- * transaction, so file renames/unlinks and index updates of heron
- * processes never interleave. Does not touch other views: they see the
- * changes at their next sync. */
+ * renames made by other sessions or MUAs), flag changes and expunge.
+ * Flag changes only update the index (authoritative for flags): the
+ * rename to cur/<basename>:2,<letters> is deferred to
+ * store_mailbox_flush_renames, run in bounded slices, so STORE 1:* on a
+ * big mailbox is one LMDB transaction and no file system work. Each
+ * operation runs in one LMDB write transaction, so file renames/unlinks
+ * and index updates of heron processes never interleave. Does not touch
+ * other views: they see the changes at their next sync. */
 #include "store/store_private.h"
+#include "lib/log.h"
 #include "lib/xmalloc.h"
 
 #include <errno.h>
@@ -40,7 +44,7 @@ static int txn_begin(struct msg_txn *t, struct store_mailbox *mb)
 		rc = index_get_mbox(t->idx, t->txn, mb->key, &t->rec);
 		if (rc == 0 && t->rec.id == mb->rec.id)
 			return 0;
-		mdb_txn_abort(t->txn);
+		store_txn_abort(t->txn);
 		t->txn = NULL;
 		if ((rc != 0 && rc != MDB_NOTFOUND) || tries > 0)
 			return rc != 0 ? rc : MDB_NOTFOUND;
@@ -55,7 +59,7 @@ static void txn_abort_keep_errno(MDB_txn *txn)
 {
 	int err = errno;
 
-	mdb_txn_abort(txn);
+	store_txn_abort(txn);
 	errno = err;
 }
 
@@ -73,20 +77,21 @@ static int mdb_fail(struct store_mailbox *mb, const char *what, int rc,
 			       what, mb->dir, mdb_strerror(rc));
 }
 
-/* Updates the view's copy of a message changed by this view; the path
- * block has room for basename + STORE_PATH_EXTRA (see sync.c). */
+/* Updates the view's copy of a message changed by this view (path NULL:
+ * unchanged); the path block has room for basename + STORE_PATH_EXTRA
+ * (see sync.c). */
 static void view_update(struct store_mailbox *mb, uint32_t uid,
 			const struct index_msg *hdr, const char *path)
 {
 	struct store_msg *m = store_view_find(mb, uid);
-	size_t len = strlen(path);
 
 	if (m == NULL)
 		return;
 	m->flags = hdr->flags;
 	m->keywords = hdr->keywords;
 	m->modseq = hdr->modseq;
-	view_update_path(m, path, len);
+	if (path != NULL)
+		view_update_path(m, path, strlen(path));
 }
 
 /* The view's HIGHESTMODSEQ follows own changes only while the index had
@@ -100,6 +105,31 @@ static void view_advance(struct store_mailbox *mb, uint64_t old_modseq,
 	mb->rec.highestmodseq = new_modseq;
 }
 
+/* hdr (with old_path) now lives at new_path, renamed by someone else:
+ * merges the flags its letters changed (maildir_merge_letters), bumps
+ * the modseq when that changed them, keeps the pending count right.
+ * hdr->path_len becomes new_path's. */
+static void path_record(struct msg_txn *t, struct index_msg *hdr,
+			const char *old_path, const char *new_path)
+{
+	struct index_msg old = *hdr;
+	size_t len = strlen(new_path);
+	uint32_t disk_flags;
+	uint64_t disk_kw;
+
+	maildir_path_letters(new_path, len, &disk_flags, &disk_kw);
+	maildir_merge_letters(hdr, old_path, old.path_len, disk_flags,
+			      disk_kw);
+	if (hdr->flags != old.flags || hdr->keywords != old.keywords)
+		hdr->modseq = ++t->rec.highestmodseq;
+	if (maildir_path_differs(old_path, old.path_len, old.flags,
+				 old.keywords) && t->rec.pending_renames > 0)
+		t->rec.pending_renames--;
+	if (maildir_path_differs(new_path, len, hdr->flags, hdr->keywords))
+		t->rec.pending_renames++;
+	hdr->path_len = (uint16_t)len;
+}
+
 /* Locates the file for uid (it may have been renamed) and records its
  * current path; *path_r gets "new/.." or "cur/..". */
 static int relocate(struct msg_txn *t, uint32_t uid, char *path_r,
@@ -107,11 +137,8 @@ static int relocate(struct msg_txn *t, uint32_t uid, char *path_r,
 {
 	struct index_msg_view msg;
 	struct index_msg hdr;
-	const uint64_t letters = (UINT64_C(1) << STORE_KEYWORD_LETTERS) - 1;
 	char bn[STORE_NAME_MAX + 1];
 	struct store_msg *m;
-	uint32_t flags;
-	uint64_t kw;
 	int rc, found;
 
 	if ((rc = index_get_msg(t->idx, t->txn, t->rec.id, uid, &msg)) != 0)
@@ -130,16 +157,7 @@ static int relocate(struct msg_txn *t, uint32_t uid, char *path_r,
 	if (hdr.path_len == strlen(path_r) &&
 	    memcmp(msg.path, path_r, hdr.path_len) == 0)
 		return 0;
-	flags = strncmp(path_r, "cur/", 4) == 0 ?
-		maildir_name_flags(path_r, strlen(path_r)) : 0;
-	kw = (hdr.keywords & ~letters) |
-		maildir_name_keywords(path_r, strlen(path_r));
-	if (flags != hdr.flags || kw != hdr.keywords) {
-		hdr.flags = flags;
-		hdr.keywords = kw;
-		hdr.modseq = ++t->rec.highestmodseq;
-	}
-	hdr.path_len = (uint16_t)strlen(path_r);
+	path_record(t, &hdr, msg.path, path_r);
 	rc = index_put_msg(t->idx, t->txn, t->rec.id, uid, &hdr, bn, path_r);
 	if (rc == 0)
 		rc = index_put_mbox(t->idx, t->txn, t->mb->key, &t->rec);
@@ -168,7 +186,7 @@ static int lookup_path(struct store_mailbox *mb, uint32_t uid, char *buf,
 	if (rc == 0)
 		snprintf(buf, size, "%s/%.*s", mb->dir,
 			 (int)msg.hdr.path_len, msg.path);
-	mdb_txn_abort(txn);
+	store_txn_abort(txn);
 	return rc;
 }
 
@@ -193,7 +211,7 @@ int store_msg_open(struct store_mailbox *mb, const struct store_msg *msg,
 		return mdb_fail(mb, "message lookup", rc, error_r);
 	rc = relocate(&t, msg->uid, rel, sizeof(rel));
 	if (rc == 0)
-		rc = mdb_txn_commit(t.txn);
+		rc = store_txn_commit(t.txn);
 	else
 		txn_abort_keep_errno(t.txn);
 lookup_failed:
@@ -211,41 +229,6 @@ lookup_failed:
 fail:
 	return store_set_error(mb->error, error_r, "open(%s) failed: %s",
 			       path, strerror(errno));
-}
-
-/* Renames the file of msg to new_rel (finding it first if someone else
- * renamed it). */
-static int rename_msg(struct msg_txn *t, const struct index_msg_view *msg,
-		      const char *new_rel)
-{
-	char from[4096], to[4096], rel[STORE_NAME_MAX + 8];
-
-	snprintf(from, sizeof(from), "%s/%.*s", t->mb->dir,
-		 (int)msg->hdr.path_len, msg->path);
-	snprintf(to, sizeof(to), "%s/%s", t->mb->dir, new_rel);
-	if (strcmp(from, to) == 0)
-		return 0;
-	if (rename(from, to) == 0)
-		return 0;
-	if (errno == ENOENT) {
-		char bn[STORE_NAME_MAX + 1];
-		int found;
-
-		memcpy(bn, msg->basename, msg->hdr.basename_len);
-		bn[msg->hdr.basename_len] = '\0';
-		found = maildir_find(t->mb->dir, bn, msg->hdr.basename_len,
-				     rel, sizeof(rel));
-		if (found == 0)
-			errno = ENOENT;
-		if (found > 0) {
-			snprintf(from, sizeof(from), "%s/%s", t->mb->dir, rel);
-			if (strcmp(from, to) == 0 || rename(from, to) == 0)
-				return 0;
-		}
-	}
-	return store_set_error(t->mb->error, NULL,
-			       "rename(%s, %s) failed: %s", from, to,
-			       strerror(errno));
 }
 
 static uint64_t apply_op(enum store_flag_op op, uint64_t cur, uint64_t v)
@@ -270,17 +253,35 @@ struct flag_update {
 	uint64_t new_modseq;	/* shared by all changes of one call */
 };
 
-/* One message in t: renames the file only when its letters change. */
-static int update_one(struct msg_txn *t, uint32_t uid,
+/* Rewrites the record under cur (same size: only the header changes). */
+static int put_hdr(MDB_cursor *cur, MDB_val *key, const MDB_val *old,
+		   const struct index_msg *hdr)
+{
+	uint8_t vbuf[sizeof(*hdr) + 2 * (STORE_NAME_MAX + 4)];
+	MDB_val val = { old->mv_size, vbuf };
+
+	if (old->mv_size > sizeof(vbuf))
+		return MDB_CORRUPTED;
+	memcpy(vbuf, old->mv_data, old->mv_size);
+	memcpy(vbuf, hdr, sizeof(*hdr));
+	return mdb_cursor_put(cur, key, &val, MDB_CURRENT);
+}
+
+/* One message in t: the index only; the file keeps its name until
+ * store_mailbox_flush_renames (the record's path is the file's name). */
+static int update_one(struct msg_txn *t, MDB_cursor *cur, uint32_t uid,
 		      const struct flag_update *u,
 		      struct store_update_result *res)
 {
 	struct index_msg_view msg;
 	struct index_msg hdr;
-	char bn[STORE_NAME_MAX + 1], rel[STORE_NAME_MAX + 64];
-	int rc, len;
+	uint8_t kbuf[8];
+	MDB_val key = { sizeof(kbuf), kbuf }, val;
+	bool was_pending, is_pending;
+	int rc;
 
-	rc = index_get_msg(t->idx, t->txn, t->rec.id, uid, &msg);
+	index_msg_key(kbuf, t->rec.id, uid);
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY);
 	if (rc == MDB_NOTFOUND) {
 		res->status = STORE_UPDATE_EXPUNGED;
 		res->modseq = 0;
@@ -288,6 +289,8 @@ static int update_one(struct msg_txn *t, uint32_t uid,
 	}
 	if (rc != 0)
 		return rc;
+	if (index_msg_decode(&val, &msg) < 0)
+		return MDB_CORRUPTED;
 	hdr = msg.hdr;
 	res->modseq = hdr.modseq;
 	/* RFC 7162 3.1.3: UNCHANGEDSINCE fails if the message's
@@ -303,30 +306,20 @@ static int update_one(struct msg_txn *t, uint32_t uid,
 		res->status = STORE_UPDATE_UNCHANGED;
 		return 0;
 	}
-	memcpy(bn, msg.basename, hdr.basename_len);
-	bn[hdr.basename_len] = '\0';
-	memcpy(rel, msg.path, hdr.path_len);
-	rel[hdr.path_len] = '\0';
-	if (maildir_path_differs(msg.path, hdr.path_len, hdr.flags,
-				 hdr.keywords)) {
-		len = maildir_cur_path(rel, sizeof(rel), bn, hdr.basename_len,
-				       hdr.flags, hdr.keywords);
-		if (len < 0 || len > STORE_NAME_MAX + 4) {
-			errno = ENAMETOOLONG;
-			return store_set_error(t->mb->error, NULL,
-					       "file name too long");
-		}
-		if ((rc = rename_msg(t, &msg, rel)) != 0)
-			return rc;
-		hdr.path_len = (uint16_t)len;
-	}
+	was_pending = maildir_path_differs(msg.path, hdr.path_len,
+					   msg.hdr.flags, msg.hdr.keywords);
+	is_pending = maildir_path_differs(msg.path, hdr.path_len, hdr.flags,
+					  hdr.keywords);
+	if (was_pending && !is_pending && t->rec.pending_renames > 0)
+		t->rec.pending_renames--;
+	else if (is_pending && !was_pending)
+		t->rec.pending_renames++;
 	hdr.modseq = u->new_modseq;
-	rc = index_put_msg(t->idx, t->txn, t->rec.id, uid, &hdr, bn, rel);
-	if (rc != 0)
+	if ((rc = put_hdr(cur, &key, &val, &hdr)) != 0)
 		return rc;
 	res->status = STORE_UPDATE_CHANGED;
 	res->modseq = hdr.modseq;
-	view_update(t->mb, uid, &hdr, rel);
+	view_update(t->mb, uid, &hdr, NULL);
 	return 0;
 }
 
@@ -348,6 +341,7 @@ static int update_flags(struct store_mailbox *mb, const uint32_t *uids,
 {
 	struct store_update_result one;
 	uint64_t old_modseq;
+	MDB_cursor *cur;
 	bool any = false;
 	struct msg_txn t;
 	int rc = 0;
@@ -356,21 +350,28 @@ static int update_flags(struct store_mailbox *mb, const uint32_t *uids,
 		return update_fail(mb, rc, error_r);
 	old_modseq = t.rec.highestmodseq;
 	u->new_modseq = old_modseq + 1;
+	if ((rc = mdb_cursor_open(t.txn, t.idx->dbi_msg, &cur)) != 0) {
+		store_txn_abort(t.txn);
+		return update_fail(mb, rc, error_r);
+	}
 	for (size_t i = 0; i < count && rc == 0; i++) {
 		struct store_update_result *res =
 			results != NULL ? &results[i] : &one;
 
-		rc = update_one(&t, uids[i], u, res);
+		rc = update_one(&t, cur, uids[i], u, res);
 		any |= rc == 0 && res->status == STORE_UPDATE_CHANGED;
 	}
+	mdb_cursor_close(cur);
 	if (rc == 0 && any) {
 		t.rec.highestmodseq = u->new_modseq;
 		rc = index_put_mbox(t.idx, t.txn, mb->key, &t.rec);
 	}
 	if (rc == 0) {
-		rc = mdb_txn_commit(t.txn);
+		rc = store_txn_commit(t.txn);
 		if (rc == 0 && any)
 			view_advance(mb, old_modseq, u->new_modseq);
+		if (rc == 0)
+			mb->rec.pending_renames = t.rec.pending_renames;
 	} else {
 		txn_abort_keep_errno(t.txn);
 	}
@@ -434,6 +435,190 @@ int store_msg_set_flags(struct store_mailbox *mb, uint32_t uid,
 	return 0;
 }
 
+/* ---- deferred renames ---- */
+
+struct flush_ctx {
+	struct msg_txn t;
+	MDB_cursor *cur;
+	unsigned max_count;
+	unsigned done;		/* renamed (or found renamed) */
+	unsigned skipped;	/* file missing or name too long: left */
+	uint32_t next_uid;
+};
+
+/* Gives the file of uid the name its flags call for. A file renamed by
+ * someone else meanwhile is found and merged (path_record), then renamed
+ * if still needed; a vanished one is left to the next sync. */
+static int flush_one(struct flush_ctx *f, uint32_t uid,
+		     const struct index_msg_view *msg)
+{
+	struct msg_txn *t = &f->t;
+	struct index_msg hdr = msg->hdr;
+	char bn[STORE_NAME_MAX + 1], rel[STORE_NAME_MAX + 64];
+	char cur_rel[STORE_NAME_MAX + 64], from[4096], to[4096];
+	struct store_msg *m;
+	int len, rc;
+
+	memcpy(bn, msg->basename, hdr.basename_len);
+	bn[hdr.basename_len] = '\0';
+	memcpy(cur_rel, msg->path, hdr.path_len);
+	cur_rel[hdr.path_len] = '\0';
+	for (int tries = 0;; tries++) {
+		len = maildir_cur_path(rel, sizeof(rel), bn, hdr.basename_len,
+				       hdr.flags, hdr.keywords);
+		if (len < 0 || len > STORE_NAME_MAX + 4 || tries > 1) {
+			f->skipped++;	/* the flags stay in the index */
+			return 0;
+		}
+		if (strcmp(rel, cur_rel) == 0)
+			break;	/* someone else gave it this name */
+		snprintf(from, sizeof(from), "%s/%s", t->mb->dir, cur_rel);
+		snprintf(to, sizeof(to), "%s/%s", t->mb->dir, rel);
+		if (rename(from, to) == 0) {
+			if (t->rec.pending_renames > 0)
+				t->rec.pending_renames--;
+			memcpy(cur_rel, rel, (size_t)len + 1);
+			break;
+		}
+		if (errno != ENOENT)
+			return store_set_error(t->mb->error, NULL,
+					       "rename(%s, %s) failed: %s",
+					       from, to, strerror(errno));
+		rc = maildir_find(t->mb->dir, bn, hdr.basename_len, cur_rel,
+				  sizeof(cur_rel));
+		if (rc <= 0) {
+			f->skipped++;	/* expunged: the next sync sees it */
+			return 0;
+		}
+		path_record(t, &hdr, msg->path, cur_rel);
+	}
+	hdr.path_len = (uint16_t)strlen(cur_rel);
+	rc = index_put_msg(t->idx, t->txn, t->rec.id, uid, &hdr, bn, cur_rel);
+	if (rc == 0 && (m = store_view_find(t->mb, uid)) != NULL) {
+		m->flags = hdr.flags;
+		m->keywords = hdr.keywords;
+		view_update_path(m, cur_rel, hdr.path_len);
+	}
+	f->done++;
+	return rc;
+}
+
+/* Flushes pending records of uids [from, to) in key order, at most
+ * max_count - done. Returns 0, -1 or an LMDB code; *complete_r when the
+ * range was covered. */
+static int flush_range(struct flush_ctx *f, uint32_t from, uint32_t to,
+		       bool *complete_r)
+{
+	struct index_msg_view msg;
+	uint8_t kbuf[8];
+	MDB_val key = { sizeof(kbuf), kbuf }, val;
+	uint32_t uid;
+	int rc;
+
+	*complete_r = false;
+	index_msg_key(kbuf, f->t.rec.id, from);
+	for (rc = mdb_cursor_get(f->cur, &key, &val, MDB_SET_RANGE);
+	     rc == 0; rc = mdb_cursor_get(f->cur, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != 8 ||
+		    store_get_be32(key.mv_data) != f->t.rec.id)
+			break;
+		uid = store_get_be32((uint8_t *)key.mv_data + 4);
+		if (uid >= to)
+			break;
+		if (f->done >= f->max_count)
+			return 0;
+		if (index_msg_decode(&val, &msg) < 0)
+			return MDB_CORRUPTED;
+		f->next_uid = uid + 1;
+		if (!maildir_path_differs(msg.path, msg.hdr.path_len,
+					  msg.hdr.flags, msg.hdr.keywords))
+			continue;
+		if ((rc = flush_one(f, uid, &msg)) != 0)
+			return rc;
+		/* the record was rewritten: find our place again */
+		index_msg_key(kbuf, f->t.rec.id, uid);
+		key.mv_size = sizeof(kbuf);
+		key.mv_data = kbuf;
+		if ((rc = mdb_cursor_get(f->cur, &key, &val,
+					 MDB_SET_KEY)) != 0)
+			return rc;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	*complete_r = true;
+	return 0;
+}
+
+/* One slice in one write transaction: from where the last slice
+ * stopped to the end, then from the start (renames made pending behind
+ * us meanwhile). A full pass sets the count exactly. */
+static int flush_slice(struct flush_ctx *f, struct store_mailbox *mb)
+{
+	uint32_t start = mb->flush_next_uid > 0 ? mb->flush_next_uid : 1;
+	bool complete, wrapped = false;
+	int rc;
+
+	if ((rc = mdb_cursor_open(f->t.txn, f->t.idx->dbi_msg,
+				  &f->cur)) != 0)
+		return rc;
+	rc = flush_range(f, start, UINT32_MAX, &complete);
+	if (rc == 0 && complete && start > 1) {
+		f->next_uid = 1;
+		wrapped = true;
+		rc = flush_range(f, 1, start, &complete);
+	}
+	mdb_cursor_close(f->cur);
+	if (rc != 0)
+		return rc;
+	if (complete && (start == 1 || wrapped))
+		f->t.rec.pending_renames = f->skipped;
+	mb->flush_next_uid = complete ? 1 : f->next_uid;
+	return 0;
+}
+
+int store_mailbox_flush_renames(struct store_mailbox *mb,
+				unsigned max_count, const char **error_r)
+{
+	struct flush_ctx f;
+	int rc;
+
+	if (mb->rec.pending_renames == 0)
+		return 0;	/* none as of our last look at the record */
+	memset(&f, 0, sizeof(f));
+	f.max_count = max_count > 0 ? max_count : 1;
+	if ((rc = txn_begin(&f.t, mb)) != 0)
+		return mdb_fail(mb, "flushing renames", rc, error_r);
+	if (f.t.rec.pending_renames > 0)
+		rc = flush_slice(&f, mb);
+	if (rc == 0 && f.done + f.skipped > 0)
+		rc = index_put_mbox(f.t.idx, f.t.txn, mb->key, &f.t.rec);
+	if (rc != 0) {
+		txn_abort_keep_errno(f.t.txn);
+		return mdb_fail(mb, "flushing renames", rc, error_r);
+	}
+	if ((rc = store_txn_commit(f.t.txn)) != 0)
+		return mdb_fail(mb, "flushing renames", rc, error_r);
+	mb->rec.pending_renames = f.t.rec.pending_renames;
+	return f.t.rec.pending_renames > f.skipped ?
+		(int)(f.t.rec.pending_renames - f.skipped) : 0;
+}
+
+void store_flush_all(struct store_mailbox *mb)
+{
+	const char *error;
+	int left, prev = -1;
+
+	while ((left = store_mailbox_flush_renames(mb, STORE_FLUSH_SLICE,
+						   &error)) > 0) {
+		if (left == prev)
+			return;	/* no progress: left for later */
+		prev = left;
+	}
+	if (left < 0)
+		log_error("store: flushing renames in %s failed: %s",
+			  mb->dir, error);
+}
+
 /* Unlinks the file of uid (wherever it is now) and drops its records. */
 static int expunge_one(struct msg_txn *t, uint32_t uid)
 {
@@ -457,7 +642,7 @@ static int expunge_one(struct msg_txn *t, uint32_t uid)
 		return store_set_error(t->mb->error, NULL,
 				       "unlink(%s) failed: %s", path,
 				       strerror(errno));
-	if ((rc = index_del_msg(t->idx, t->txn, t->rec.id, uid)) != 0)
+	if ((rc = index_del_msg(t->idx, t->txn, &t->rec, uid)) != 0)
 		return rc;
 	if (t->rec.count > 0)
 		t->rec.count--;
@@ -508,7 +693,7 @@ static int expunge_txn(struct store_mailbox *mb, const uint32_t *uids,
 	if (rc != 0)
 		txn_abort_keep_errno(t.txn);
 	else
-		rc = mdb_txn_commit(t.txn);
+		rc = store_txn_commit(t.txn);
 out:
 	free(done);
 	return rc;
@@ -553,9 +738,9 @@ int store_mailbox_claim_recent(struct store_mailbox *mb,
 		rc = index_put_mbox(t.idx, t.txn, mb->key, &t.rec);
 	}
 	if (rc == 0)
-		rc = mdb_txn_commit(t.txn);
+		rc = store_txn_commit(t.txn);
 	else
-		mdb_txn_abort(t.txn);
+		store_txn_abort(t.txn);
 	return rc == 0 ? 0 : mdb_fail(mb, "claiming \\Recent", rc, error_r);
 }
 
@@ -605,7 +790,7 @@ int store_mailbox_expunged_since(struct store_mailbox *mb, uint64_t modseq,
 out:
 	if (cur != NULL)
 		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	store_txn_abort(txn);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return mdb_fail(mb, "expunge history", rc, error_r);
 	return modseq < rec.expunged_floor ? 1 : 0;

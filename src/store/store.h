@@ -124,6 +124,13 @@ int store_user_open(const struct settings *set, const char *user,
 		    struct store_user **su_r, const char **error_r);
 void store_user_close(struct store_user **su);
 const char *store_user_name(const struct store_user *su);
+/* Bound of the per-process cache of open LMDB environments (default
+ * STORE_ENV_CACHE_DEFAULT = 8, minimum 1). A store_user or mailbox view
+ * does not keep its user's environment open between calls: each call
+ * takes it from the cache, reopening it (tens of microseconds) after it
+ * was evicted by other users' calls, so an idle session costs no LMDB
+ * memory or descriptors. Call before or after opening stores. */
+void store_env_cache_set_max(unsigned max);
 const char *store_user_root(const struct store_user *su);
 
 /* ---- delivery (LMTP, `heron deliver`, later IMAP APPEND) ---- */
@@ -163,6 +170,8 @@ int store_mailbox_open(struct store_user *su, const char *name,
 int store_mailbox_open_flags(struct store_user *su, const char *name,
 			     unsigned flags, struct store_mailbox **mb_r,
 			     const char **error_r);
+/* Flushes the mailbox's pending renames (store_mailbox_flush_renames),
+ * releases the POP3 lock, frees the view. */
 void store_mailbox_close(struct store_mailbox **mb);
 /* Creates the Maildir++ folder for name (not INBOX): -1 with errno EEXIST
  * if it exists, EINVAL if the name is not allowed (see maildir.c). */
@@ -236,17 +245,32 @@ const struct store_msg *store_mailbox_msg(const struct store_mailbox *mb,
  * ENOENT if it was expunged meanwhile). */
 int store_msg_open(struct store_mailbox *mb, const struct store_msg *msg,
 		   const char **error_r);
-/* Replaces a message's system flags (renames the file). */
+/* Flag changes (the three calls below) are index-only: the index is
+ * authoritative for flags at once, and the call returns after one LMDB
+ * write transaction. The file's Maildir name (":2,<letters>", what other
+ * MUAs see) catches up later, in store_mailbox_flush_renames, which the
+ * caller runs in slices (IMAP: from its event loop), and at
+ * store_mailbox_close. Until then store_msg.path (and the file) keep the
+ * old letters; store_msg_open finds the file as it is.
+ * Other tools renaming a file meanwhile: each flag whose letter their
+ * rename changed takes their value, the others keep ours (a pending
+ * rename of ours is never taken for an external change).
+ * Crash safety: a crash before the renames loses nothing (the index has
+ * the flags; a later flush renames); if the index itself is lost, flags
+ * are rebuilt from file names and unflushed flag changes are lost.
+ * POP3 and LMTP never create pending renames. */
+
+/* Replaces a message's system flags (keywords kept). */
 int store_msg_set_flags(struct store_mailbox *mb, uint32_t uid,
 			uint32_t flags, const char **error_r);
 /* Changes system flags and keyword bits of uid (RFC 3501 6.4.6 STORE).
  * unchanged_since (RFC 7162 UNCHANGEDSINCE; 0 = unconditional): when the
  * message's modseq is greater, nothing changes, *changed_r is false and
  * *new_modseq_r the (greater) current modseq. Otherwise *new_modseq_r is
- * the new modseq when *changed_r, else the current one. The file is
- * renamed only when its letters change; modseq and HIGHESTMODSEQ are
- * bumped when flags or keywords change. The view entry is updated.
- * -1 errno ENOENT when uid is expunged. */
+ * the new modseq when *changed_r, else the current one. modseq and
+ * HIGHESTMODSEQ are bumped when flags or keywords change. The view entry
+ * is updated (flags, keywords, modseq). -1 errno ENOENT when uid is
+ * expunged. */
 int store_msg_update_flags(struct store_mailbox *mb, uint32_t uid,
 			   enum store_flag_op op, uint32_t flags,
 			   uint64_t keywords, uint64_t unchanged_since,
@@ -255,14 +279,22 @@ int store_msg_update_flags(struct store_mailbox *mb, uint32_t uid,
 /* The same for many UIDs in one index transaction; all changed messages
  * share one new modseq (RFC 7162 3.1: one per STORE command). results
  * (count entries, may be NULL) gets each UID's outcome. Returns 0 or -1
- * (nothing changed in the index then; renamed files are found again by
- * the next sync). */
+ * (nothing changed then). */
 int store_msgs_update_flags(struct store_mailbox *mb, const uint32_t *uids,
 			    size_t count, enum store_flag_op op,
 			    uint32_t flags, uint64_t keywords,
 			    uint64_t unchanged_since,
 			    struct store_update_result *results,
 			    const char **error_r);
+/* Renames up to max_count files of the mailbox whose names lag behind
+ * their flags (in one index transaction, oldest position first, resuming
+ * where the previous slice stopped) and returns how many remain to do, 0
+ * when none (or -1). Costs nothing when the view knows of none. Files
+ * that vanished (expunged elsewhere: the next sync reports them) or
+ * whose name would be too long are not counted. IMAP: call with ~500
+ * from the event loop while it returns > 0 after a STORE. */
+int store_mailbox_flush_renames(struct store_mailbox *mb, unsigned max_count,
+				const char **error_r);
 
 /* ---- keywords (per mailbox) ---- */
 

@@ -25,6 +25,10 @@
 #define STORE_UIDLIST_NAME "heron-uidlist"
 #define STORE_POP3_LOCK_NAME "heron-pop3.lock"
 #define STORE_ERROR_MAX 512
+/* Default bound of the per-process cache of open LMDB environments
+ * (store_env_cache_set_max). Each open one costs a few descriptors, the
+ * lock file and data mappings and LMDB's write-txn page lists. */
+#define STORE_ENV_CACHE_DEFAULT 8
 /* Sparse file: only touched pages take disk space. */
 #define STORE_INDEX_MAP_SIZE ((size_t)1 << 30)
 /* Longest file name we index (NAME_MAX on Linux). */
@@ -47,14 +51,20 @@
  * records are dropped and expunged_floor raised. */
 #define STORE_EXPUNGED_RECORDS_MAX 1000
 
-/* One LMDB environment per index path per process (LMDB forbids opening
- * the same environment twice in a process); refcounted. */
+/* One per index path per process (LMDB forbids opening the same
+ * environment twice in a process), refcounted by store_users. env is
+ * open only while the index is in the per-process LRU cache of open
+ * environments (index.c); NULL once evicted, reopened on the next
+ * store_index_txn_begin. dbi handles are those of the current env. */
 struct store_index {
 	struct store_index *next;
 	char *path;
 	unsigned refcount;
-	pid_t pid;		/* process that opened env */
-	MDB_env *env;
+	pid_t pid;		/* process that created it */
+	MDB_env *env;		/* NULL: not in the cache */
+	unsigned txn_count;	/* open transactions: not evictable */
+	uint64_t last_used;	/* LRU clock of the last txn begin */
+	bool is_broken;		/* a recovery failed to reopen it */
 	MDB_dbi dbi_meta;	/* "meta" -> struct index_meta */
 	MDB_dbi dbi_mbox;	/* mailbox key -> struct index_mbox */
 	MDB_dbi dbi_msg;	/* (id BE32, uid BE32) -> index_msg + names */
@@ -84,12 +94,22 @@ struct index_mbox {
 	int64_t new_mtime_ns;	/* new/ and cur/ mtimes the index matches; */
 	int64_t cur_mtime_ns;	/* 0 = unknown, scan */
 	uint64_t expunged_floor;	/* expunge history complete above this */
+	/* --- added for deferred renames; older records read as 0 --- */
+	uint32_t pending_renames;	/* messages whose file name letters
+					   differ from their flags */
+	uint32_t reserved;
 };
-/* Size of index_mbox before the IMAP fields. */
+/* Size of index_mbox before the IMAP fields, and before the deferred
+ * rename count. */
 #define INDEX_MBOX_V1_SIZE 32
+#define INDEX_MBOX_V2_SIZE 64
 
 /* Followed by basename_len bytes of basename, then path_len bytes of the
- * path ("new/..." or "cur/..."), no NULs. */
+ * path ("new/..." or "cur/..."), no NULs. flags/keywords are the
+ * message's real flags (authoritative); the path is the file's current
+ * name, so the letters it carries are the "file flags". They differ
+ * while a rename is pending (store_mailbox_flush_renames); sync compares
+ * the directories with the path, never with flags. */
 struct index_msg {
 	uint32_t flags;
 	uint16_t basename_len;
@@ -132,6 +152,7 @@ struct store_mailbox {
 	char **kw_names;	/* cached keyword table (only grows) */
 	unsigned kw_count;
 	int pop3_fd;
+	uint32_t flush_next_uid;	/* where the next flush slice starts */
 	char error[STORE_ERROR_MAX];
 };
 
@@ -166,7 +187,19 @@ uint64_t maildir_name_keywords(const char *name, size_t len);
  * bits 0..25 as a..z). Returns the length, or -1 when it does not fit. */
 int maildir_cur_path(char *buf, size_t size, const char *basename,
 		     size_t bn_len, uint32_t flags, uint64_t keywords);
-/* True when a file's path in new/ or cur/ would change for these flags. */
+/* Flags and keyword letters (bits 0..25) a path's name carries: none
+ * for "new/..." names. */
+void maildir_path_letters(const char *path, size_t len, uint32_t *flags_r,
+			  uint64_t *kw_r);
+/* A file was renamed by another tool from old_path to a name carrying
+ * disk_flags/disk_kw: each flag (keyword letter) whose letter the rename
+ * changed takes the new value; the others keep hdr's value, so a pending
+ * rename of ours is neither lost nor mistaken for an external change. */
+void maildir_merge_letters(struct index_msg *hdr, const char *old_path,
+			   size_t old_len, uint32_t disk_flags,
+			   uint64_t disk_kw);
+/* True when a file's path in new/ or cur/ would change for these flags
+ * (a rename is pending). */
 bool maildir_path_differs(const char *path, size_t path_len, uint32_t flags,
 			  uint64_t keywords);
 /* Same, with the reason for refusing it in *why_r. */
@@ -186,12 +219,22 @@ int store_set_error(char *buf, const char **error_r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* ---- index.c ---- */
+/* Opens (or finds) the index of path; its environment enters the cache. */
 int store_index_open(const char *path, struct store_index **index_r,
 		     char *errbuf, size_t errsize);
 void store_index_unref(struct store_index **index);
-/* mdb_txn_begin(), or EIO when the environment could not be reopened. */
+/* mdb_txn_begin(), reopening the environment when it was evicted (EIO
+ * when it cannot be, or idx belongs to the parent of a fork). Every
+ * transaction begun so ends with store_txn_commit or store_txn_abort
+ * within the same store call: an environment with a transaction open is
+ * never evicted. */
 int store_index_txn_begin(struct store_index *idx, unsigned flags,
 			  MDB_txn **txn_r);
+int store_txn_commit(MDB_txn *txn);
+void store_txn_abort(MDB_txn *txn);
+/* Environments open now, and opened in total (tests, bench). */
+unsigned store_index_open_env_count(void);
+extern unsigned long store_index_env_opens;
 /* For a corruption found while running (rc): closes the environment,
  * moves the file aside and opens a fresh one in place, so every holder of
  * idx continues on the new file. No transaction may be open. Returns 0
@@ -223,9 +266,10 @@ int index_get_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
 int index_put_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
 		  uint32_t uid, const struct index_msg *hdr,
 		  const char *basename, const char *path);
-/* Deletes the message record and its basename entry. */
-int index_del_msg(struct store_index *idx, MDB_txn *txn, uint32_t id,
-		  uint32_t uid);
+/* Deletes the message record (of mailbox rec->id) and its basename
+ * entry; rec->pending_renames drops when the record had one pending. */
+int index_del_msg(struct store_index *idx, MDB_txn *txn,
+		  struct index_mbox *rec, uint32_t uid);
 /* uid_r = 0 when not found. */
 int index_get_bname(struct store_index *idx, MDB_txn *txn, uint32_t id,
 		    const char *basename, size_t bn_len, uint32_t *uid_r);
@@ -297,6 +341,13 @@ int uidlist_append(const char *dir, const char *text, size_t len,
  * rec->uidlist_lines. */
 int uidlist_rewrite(const char *dir, struct store_index *idx, MDB_txn *txn,
 		    struct index_mbox *rec, char *errbuf, size_t errsize);
+
+/* ---- message.c ---- */
+/* Renames per transaction when a view flushes everything (close). */
+#define STORE_FLUSH_SLICE 1000
+/* Flushes every pending rename of mb's mailbox (close, INBOX rename);
+ * failures are logged: the renames stay pending in the index. */
+void store_flush_all(struct store_mailbox *mb);
 
 /* ---- sync.c ---- */
 /* Syncs the mailbox; rebuilds the view when build_view is true, and then

@@ -342,7 +342,7 @@ static int apply_dels(struct sync_ctx *ctx)
 	int rc;
 
 	for (size_t i = 0; i < ctx->del_count; i++) {
-		rc = index_del_msg(ctx->idx, ctx->txn, ctx->rec.id,
+		rc = index_del_msg(ctx->idx, ctx->txn, &ctx->rec,
 				   ctx->dels[i]);
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return rc;
@@ -360,38 +360,48 @@ static int apply_dels(struct sync_ctx *ctx)
 				  ctx->rec.highestmodseq, ctx->dels, n);
 }
 
-static int apply_dels_upds(struct sync_ctx *ctx)
+/* A file renamed by someone else (its name differs from the record's
+ * path): maildir_merge_letters decides the flags; the record takes the
+ * new path. A rename of ours still pending stays pending. */
+static int apply_upd(struct sync_ctx *ctx, const struct sync_upd *u)
 {
-	const uint64_t letters = (UINT64_C(1) << STORE_KEYWORD_LETTERS) - 1;
+	const struct scan_ent *e = &ctx->ents[u->ent];
 	struct index_msg_view msg;
 	struct index_msg hdr;
-	uint64_t kw;
+	char bn[STORE_NAME_MAX + 1];
+	bool was_pending, is_pending;
+	int rc;
+
+	rc = index_get_msg(ctx->idx, ctx->txn, ctx->rec.id, u->uid, &msg);
+	if (rc != 0)
+		return rc;
+	hdr = msg.hdr;
+	memcpy(bn, msg.basename, hdr.basename_len);
+	was_pending = maildir_path_differs(msg.path, hdr.path_len, hdr.flags,
+					   hdr.keywords);
+	maildir_merge_letters(&hdr, msg.path, hdr.path_len, e->flags,
+			      e->kw_letters);
+	if (hdr.flags != msg.hdr.flags || hdr.keywords != msg.hdr.keywords)
+		hdr.modseq = ++ctx->rec.highestmodseq;
+	hdr.path_len = e->len;
+	is_pending = maildir_path_differs(ctx->names + e->off, e->len,
+					  hdr.flags, hdr.keywords);
+	if (was_pending && ctx->rec.pending_renames > 0)
+		ctx->rec.pending_renames--;
+	if (is_pending)
+		ctx->rec.pending_renames++;
+	return index_put_msg(ctx->idx, ctx->txn, ctx->rec.id, u->uid, &hdr,
+			     bn, ctx->names + e->off);
+}
+
+static int apply_dels_upds(struct sync_ctx *ctx)
+{
 	int rc;
 
 	if ((rc = apply_dels(ctx)) != 0)
 		return rc;
 	for (size_t i = 0; i < ctx->upd_count; i++) {
-		const struct scan_ent *e = &ctx->ents[ctx->upds[i].ent];
-		char bn[STORE_NAME_MAX + 1];
-
-		rc = index_get_msg(ctx->idx, ctx->txn, ctx->rec.id,
-				   ctx->upds[i].uid, &msg);
-		if (rc != 0)
-			return rc;
-		hdr = msg.hdr;
-		memcpy(bn, msg.basename, hdr.basename_len);
-		/* Letters a..z come from the name; keywords 26.. only
-		 * live in the index. */
-		kw = (hdr.keywords & ~letters) | e->kw_letters;
-		if (hdr.flags != e->flags || hdr.keywords != kw)
-			hdr.modseq = ++ctx->rec.highestmodseq;
-		hdr.flags = e->flags;
-		hdr.keywords = kw;
-		hdr.path_len = e->len;
-		rc = index_put_msg(ctx->idx, ctx->txn, ctx->rec.id,
-				   ctx->upds[i].uid, &hdr, bn,
-				   ctx->names + e->off);
-		if (rc != 0)
+		if ((rc = apply_upd(ctx, &ctx->upds[i])) != 0)
 			return rc;
 	}
 	return 0;
@@ -713,6 +723,12 @@ static void view_diff(struct store_mailbox *mb, struct store_changes *ch,
 static void view_set(struct store_mailbox *mb, struct view_build *b,
 		     const struct index_mbox *rec)
 {
+	/* Trimmed to size: the view lives as long as the session (an idle
+	 * POP3 session of 20 messages would else keep 16 KB). */
+	if (b->strings != NULL && b->len < b->scap)
+		b->strings = xrealloc(b->strings, b->len > 0 ? b->len : 1);
+	if (b->n < b->cap && b->n > 0)
+		b->msgs = xreallocarray(b->msgs, b->n, sizeof(*b->msgs));
 	for (uint32_t i = 0; b->offs != NULL && i < b->n; i++) {
 		b->msgs[i].basename = b->strings + b->offs[2 * i];
 		b->msgs[i].path = b->strings + b->offs[2 * i + 1];
@@ -841,12 +857,12 @@ static int sync_write(struct sync_ctx *ctx, bool want_view)
 	    (rc = build_view(ctx->mb, ctx->txn, &ctx->rec,
 			     ctx->changes)) != 0)
 		goto abort;
-	rc = mdb_txn_commit(ctx->txn);
+	rc = store_txn_commit(ctx->txn);
 	ctx->txn = NULL;
 	return rc;
 abort:
 	err = errno;
-	mdb_txn_abort(ctx->txn);
+	store_txn_abort(ctx->txn);
 	ctx->txn = NULL;
 	errno = err;
 	return rc;
@@ -869,9 +885,9 @@ static int sync_write_mtimes(struct sync_ctx *ctx)
 		rc = index_put_mbox(ctx->idx, ctx->txn, ctx->mb->key, &rec);
 	}
 	if (rc == 0)
-		rc = mdb_txn_commit(ctx->txn);
+		rc = store_txn_commit(ctx->txn);
 	else
-		mdb_txn_abort(ctx->txn);
+		store_txn_abort(ctx->txn);
 	ctx->txn = NULL;
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -900,7 +916,7 @@ static int sync_fast(struct sync_ctx *ctx, bool want_view, int *rc_r)
 		rc = MDB_NOTFOUND;
 	if (rc == 0 && want_view && !view_is_current(ctx->mb, &ctx->rec))
 		rc = build_view(ctx->mb, ctx->txn, &ctx->rec, ctx->changes);
-	mdb_txn_abort(ctx->txn);
+	store_txn_abort(ctx->txn);
 	ctx->txn = NULL;
 	if (rc == MDB_NOTFOUND)
 		return 0;
@@ -922,7 +938,7 @@ static int sync_run(struct sync_ctx *ctx, bool want_view)
 	changed = plan(ctx, &rc);
 	if (changed == 0 && want_view && !view_is_current(ctx->mb, &ctx->rec))
 		rc = build_view(ctx->mb, ctx->txn, &ctx->rec, ctx->changes);
-	mdb_txn_abort(ctx->txn);
+	store_txn_abort(ctx->txn);
 	ctx->txn = NULL;
 	if (changed != 0 && rc == 0)
 		return sync_write(ctx, want_view);

@@ -322,6 +322,10 @@ static void test_flags_expunge(void)
 	m = store_mailbox_msg(mb, 1);
 	test_assert(store_msg_set_flags(mb, 2, STORE_FLAG_SEEN |
 					STORE_FLAG_ANSWERED, &error) == 0);
+	/* index first; the rename is deferred to the flush */
+	test_assert(m->flags == (STORE_FLAG_SEEN | STORE_FLAG_ANSWERED));
+	test_assert(count_files(root, "new", NULL, 0) == 3);
+	test_assert(store_mailbox_flush_renames(mb, 100, &error) == 0);
 	snprintf(rel, sizeof(rel), "cur/%s:2,RS", m->basename);
 	test_assert(file_exists(root, rel));
 	test_assert_streq(m->path, rel);
@@ -330,6 +334,7 @@ static void test_flags_expunge(void)
 	/* clearing flags keeps it in cur/ with an empty info */
 	test_assert(store_msg_set_flags(mb, 2, STORE_FLAG_DELETED, &error) ==
 		    0);
+	test_assert(store_mailbox_flush_renames(mb, 100, &error) == 0);
 	test_assert(store_mailbox_sync(mb, &error) == 0);
 	m = store_mailbox_msg(mb, 1);
 	test_assert(m->flags == STORE_FLAG_DELETED);

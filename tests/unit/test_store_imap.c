@@ -226,6 +226,7 @@ static void test_keywords(void)
 	test_assert(store_msg_update_flags(mb, 1, STORE_FLAGS_ADD,
 					   STORE_FLAG_SEEN, 1u << 1, 0,
 					   &modseq, &changed, &error) == 0);
+	test_assert(store_mailbox_flush_renames(mb, 10, &error) == 0);
 	const char *p = msg_path(mb, 1);
 	test_assert(p != NULL && strlen(p) > 5 &&
 		    strcmp(p + strlen(p) - 5, ":2,Sb") == 0);
@@ -326,6 +327,7 @@ static void test_update_flags(void)
 		T_IDX(res[i].status == STORE_UPDATE_CHANGED &&
 		      res[i].modseq == hms + 3, i);
 	test_assert(res[4].status == STORE_UPDATE_EXPUNGED);
+	test_assert(store_mailbox_flush_renames(mb, 10, &error) == 0);
 	p = msg_path(mb, 3);
 	test_assert(p != NULL && strstr(p, ":2,F") != NULL);
 	test_assert(store_mailbox_highestmodseq(mb) == hms + 3);
@@ -647,15 +649,314 @@ static void test_watch(void)
 	/* a flag change (rename in cur/) is seen too; one report per read */
 	w.n = 0;
 	test_assert(store_msg_set_flags(mb, 1, STORE_FLAG_SEEN, &error) == 0);
+	test_assert(store_mailbox_flush_renames(mb, 10, &error) == 0);
 	test_assert(store_watch_read(watch_cb, &w) == 1 && w.ids[0] == id);
 	store_watch_remove(id);
 	store_watch_remove(id2);
 	w.n = 0;
 	test_assert(store_msg_set_flags(mb, 1, 0, &error) == 0);
+	test_assert(store_mailbox_flush_renames(mb, 10, &error) == 0);
 	test_assert(store_watch_read(watch_cb, &w) == 0);
 	store_watch_remove(idf);
 	store_mailbox_close(&f);
 	store_mailbox_close(&mb2);
+	store_mailbox_close(&mb);
+	store_user_close(&su);
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	while (d != NULL && readdir(d) != NULL)
+		n++;
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+#define ENV_USERS 5
+
+/* More users than the environment cache holds: every view stays usable
+ * (each call reopens its user's environment when it was evicted), the
+ * cache stays within its bound, and nothing leaks. */
+static void test_env_cache(void)
+{
+	struct store_user *su[ENV_USERS];
+	struct store_mailbox *mb[ENV_USERS];
+	uint32_t uidvalidity[ENV_USERS];
+	unsigned long opens;
+	const char *error;
+	char name[32], buf[64];
+	uint64_t modseq;
+	unsigned kw;
+	bool changed;
+	int fds = count_fds();
+
+	store_env_cache_set_max(2);
+	for (int i = 0; i < ENV_USERS; i++) {
+		snprintf(name, sizeof(name), "env%d", i);
+		su[i] = user_open(name);
+		T_IDX(deliver(su[i], "INBOX", "e1\n", 0, NULL) == 0, i);
+		mb[i] = mbox_open(su[i], "INBOX", i % 2 ? STORE_OPEN_NO_NAMES :
+				  0);
+		uidvalidity[i] = store_mailbox_uidvalidity(mb[i]);
+		T_IDX(store_index_open_env_count() <= 2, i);
+	}
+	opens = store_index_env_opens;
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < ENV_USERS; i++) {
+			uint32_t uid;
+
+			T_IDX(deliver(su[i], "INBOX", "e2\n", 0, &uid) == 0 &&
+			      uid == (uint32_t)round + 2, i);
+			T_IDX(store_mailbox_sync(mb[i], &error) == 0 &&
+			      store_mailbox_count(mb[i]) ==
+			      (uint32_t)round + 2, i);
+			T_IDX(store_mailbox_uidvalidity(mb[i]) ==
+			      uidvalidity[i], i);
+			T_IDX(store_msg_update_flags(mb[i], 1, STORE_FLAGS_ADD,
+						     STORE_FLAG_FLAGGED, 0, 0,
+						     &modseq, &changed,
+						     &error) == 0, i);
+			T_IDX(store_mailbox_keyword_index(mb[i], "Work", true,
+							  &kw, &error) == 0 &&
+			      kw == 0, i);
+			int fd = store_msg_open(mb[i], store_mailbox_msg(mb[i],
+								 0), &error);
+			ssize_t r = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+			T_IDX(r == 3 && memcmp(buf, "e1\n", 3) == 0, i);
+			if (fd >= 0)
+				close(fd);
+			T_IDX(store_index_open_env_count() <= 2, i);
+		}
+	}
+	/* 5 users round robin through 2 slots: reopened nearly each time */
+	test_assert(store_index_env_opens - opens >= 2 * ENV_USERS - 2);
+	for (int i = 0; i < ENV_USERS; i++) {
+		store_mailbox_close(&mb[i]);
+		store_user_close(&su[i]);
+	}
+	test_assert(store_index_open_env_count() == 0);
+	test_assert(count_fds() == fds);
+	/* a smaller bound evicts at once; a reopen sees committed data */
+	store_env_cache_set_max(STORE_ENV_CACHE_DEFAULT);
+	su[0] = user_open("env0");
+	su[1] = user_open("env1");
+	test_assert(store_index_open_env_count() == 2);
+	store_env_cache_set_max(1);
+	test_assert(store_index_open_env_count() == 1);
+	mb[0] = mbox_open(su[0], "INBOX", 0);
+	test_assert(store_mailbox_count(mb[0]) == 3 &&
+		    store_mailbox_msg(mb[0], 0)->flags == STORE_FLAG_FLAGGED);
+	store_mailbox_close(&mb[0]);
+	store_user_close(&su[0]);
+	store_user_close(&su[1]);
+	store_env_cache_set_max(STORE_ENV_CACHE_DEFAULT);
+}
+
+static int count_dir(const char *root, const char *sub)
+{
+	char path[512];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", root, sub);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Finds uid's file on disk (by the basename the index has) into buf. */
+static bool disk_name(struct store_mailbox *mb, uint32_t uid, char *buf,
+		      size_t size)
+{
+	struct store_user *su = mb->su;
+	const char *root = store_user_root(su);
+	static const char *const subs[] = { "new", "cur" };
+	const struct store_msg *m = NULL;
+
+	for (uint32_t i = 0; i < store_mailbox_count(mb); i++) {
+		if (store_mailbox_msg(mb, i)->uid == uid)
+			m = store_mailbox_msg(mb, i);
+	}
+	if (m == NULL || m->basename == NULL)
+		return false;
+	for (int i = 0; i < 2; i++) {
+		char path[512];
+		struct dirent *de;
+		DIR *d;
+
+		snprintf(path, sizeof(path), "%s/%s", root, subs[i]);
+		if ((d = opendir(path)) == NULL)
+			return false;
+		while ((de = readdir(d)) != NULL) {
+			if (strncmp(de->d_name, m->basename,
+				    strlen(m->basename)) == 0) {
+				snprintf(buf, size, "%s/%s", subs[i],
+					 de->d_name);
+				closedir(d);
+				return true;
+			}
+		}
+		closedir(d);
+	}
+	return false;
+}
+
+static bool name_ends(struct store_mailbox *mb, uint32_t uid,
+		      const char *suffix)
+{
+	char name[400];
+	size_t len;
+
+	if (!disk_name(mb, uid, name, sizeof(name)))
+		return false;
+	len = strlen(name);
+	return len > strlen(suffix) &&
+		strcmp(name + len - strlen(suffix), suffix) == 0;
+}
+
+static const struct store_msg *view_msg(struct store_mailbox *mb,
+					uint32_t uid)
+{
+	for (uint32_t i = 0; i < store_mailbox_count(mb); i++) {
+		if (store_mailbox_msg(mb, i)->uid == uid)
+			return store_mailbox_msg(mb, i);
+	}
+	return NULL;
+}
+
+/* Renames uid's file (as it is on disk) to "cur/<basename>:2,<info>". */
+static void external_rename(struct store_mailbox *mb, uint32_t uid,
+			    const char *info)
+{
+	const char *root = store_user_root(mb->su);
+	char name[400], from[800], to[800];
+
+	if (!disk_name(mb, uid, name, sizeof(name)))
+		abort();
+	snprintf(from, sizeof(from), "%s/%s", root, name);
+	snprintf(to, sizeof(to), "%s/cur/%s:2,%s", root,
+		 view_msg(mb, uid)->basename, info);
+	if (rename(from, to) < 0)
+		abort();
+}
+
+/* STORE changes the index only; renames survive a crash (a child that
+ * exits without closing), sync keeps pending flags, external renames are
+ * merged flag by flag, flushes rename in slices and at close. */
+static void test_deferred_renames(void)
+{
+	struct store_user *su = user_open("defer");
+	struct store_mailbox *mb;
+	const char *error, *root = store_user_root(su);
+	uint32_t uids[6] = { 1, 2, 3, 4, 5, 6 };
+	char buf[16];
+	int status, fd, left;
+	pid_t pid;
+
+	for (int i = 0; i < 6; i++)
+		deliver(su, "INBOX", "d\n", 0, NULL);
+	mb = mbox_open(su, "INBOX", 0);
+	store_mailbox_close(&mb);
+	pid = fork();
+	if (pid == 0) {
+		struct store_user *csu = user_open("defer");
+		struct store_mailbox *cmb = mbox_open(csu, "INBOX", 0);
+		unsigned kw;
+
+		if (store_msgs_update_flags(cmb, uids, 6, STORE_FLAGS_ADD,
+					    STORE_FLAG_SEEN, 0, 0, NULL,
+					    &error) < 0 ||
+		    store_mailbox_keyword_index(cmb, "$Junk", true, &kw,
+						&error) < 0 || kw != 0 ||
+		    store_msgs_update_flags(cmb, uids + 1, 1, STORE_FLAGS_ADD,
+					    0, 1, 0, NULL, &error) < 0)
+			_exit(1);
+		_exit(0);	/* "crash": no close, no flush */
+	}
+	test_assert(waitpid(pid, &status, 0) == pid && status == 0);
+	test_assert(count_dir(root, "new") == 6);
+	mb = mbox_open(su, "INBOX", 0);
+	for (uint32_t i = 0; i < 6; i++)
+		T_IDX(store_mailbox_msg(mb, i)->flags == STORE_FLAG_SEEN, i);
+	test_assert(store_mailbox_msg(mb, 1)->keywords == 1);
+	/* a full scan (recent mtimes) must not take the old names for
+	 * external changes */
+	age_dirs(root, 1000000000);
+	test_assert(store_mailbox_sync(mb, &error) == 0);
+	test_assert(store_mailbox_msg(mb, 0)->flags == STORE_FLAG_SEEN);
+	/* files open where they are */
+	fd = store_msg_open(mb, store_mailbox_msg(mb, 0), &error);
+	test_assert(fd >= 0 && read(fd, buf, sizeof(buf)) == 2);
+	if (fd >= 0)
+		close(fd);
+	/* Another MUA, knowing nothing of our \Seen: uid 3 gets F (F
+	 * taken, S kept), uid 4 gets our S (nothing left to do), uid 2
+	 * gets T (T taken; S and $Junk kept), uid 6 is expunged. */
+	external_rename(mb, 3, "F");
+	external_rename(mb, 4, "S");
+	external_rename(mb, 2, "T");
+	char name[400], path[800];
+	test_assert(disk_name(mb, 6, name, sizeof(name)));
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	test_assert(unlink(path) == 0);
+	test_assert(store_mailbox_sync(mb, &error) == 0);
+	test_assert(store_mailbox_count(mb) == 5);
+	test_assert(view_msg(mb, 3)->flags ==
+		    (STORE_FLAG_SEEN | STORE_FLAG_FLAGGED));
+	test_assert(view_msg(mb, 4)->flags == STORE_FLAG_SEEN);
+	test_assert(view_msg(mb, 2)->flags ==
+		    (STORE_FLAG_SEEN | STORE_FLAG_DELETED) &&
+		    view_msg(mb, 2)->keywords == 1);
+	test_assert(view_msg(mb, 1)->flags == STORE_FLAG_SEEN);
+	/* 1, 2, 3, 5 remain: flushed two at a time */
+	test_assert(store_mailbox_flush_renames(mb, 2, &error) == 2);
+	left = store_mailbox_flush_renames(mb, 2, &error);
+	test_assert(left == 0);
+	test_assert(store_mailbox_flush_renames(mb, 2, &error) == 0);
+	test_assert(name_ends(mb, 1, ":2,S"));
+	test_assert(name_ends(mb, 2, ":2,STa"));
+	test_assert(name_ends(mb, 3, ":2,FS"));
+	test_assert(name_ends(mb, 4, ":2,S"));
+	test_assert(name_ends(mb, 5, ":2,S"));
+	test_assert(count_dir(root, "new") == 0);
+	/* a rename pending when the file vanishes: not counted, and the
+	 * next sync reports the expunge */
+	test_assert(store_msg_update_flags(mb, 5, STORE_FLAGS_ADD,
+					   STORE_FLAG_ANSWERED, 0, 0,
+					   (uint64_t[]){ 0 }, (bool[]){ 0 },
+					   &error) == 0);
+	test_assert(disk_name(mb, 5, name, sizeof(name)));
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	test_assert(unlink(path) == 0);
+	test_assert(store_mailbox_flush_renames(mb, 10, &error) == 0);
+	test_assert(store_mailbox_sync(mb, &error) == 0);
+	test_assert(store_mailbox_count(mb) == 4);
+	/* setting and clearing before a flush: nothing to rename */
+	test_assert(store_msgs_update_flags(mb, uids, 1, STORE_FLAGS_ADD,
+					    STORE_FLAG_DRAFT, 0, 0, NULL,
+					    &error) == 0);
+	test_assert(store_msgs_update_flags(mb, uids, 1, STORE_FLAGS_REMOVE,
+					    STORE_FLAG_DRAFT, 0, 0, NULL,
+					    &error) == 0);
+	test_assert(store_mailbox_flush_renames(mb, 10, &error) == 0);
+	/* close flushes */
+	test_assert(store_msgs_update_flags(mb, uids, 4, STORE_FLAGS_REMOVE,
+					    STORE_FLAG_SEEN, 0, 0, NULL,
+					    &error) == 0);
+	test_assert(name_ends(mb, 1, ":2,S"));
+	store_mailbox_close(&mb);
+	mb = mbox_open(su, "INBOX", 0);
+	test_assert(name_ends(mb, 1, ":2,"));
+	test_assert(name_ends(mb, 2, ":2,Ta"));
+	test_assert(view_msg(mb, 2)->flags == STORE_FLAG_DELETED);
 	store_mailbox_close(&mb);
 	store_user_close(&su);
 }
@@ -671,6 +972,8 @@ int main(void)
 	test_run("mailboxes", test_mailboxes);
 	test_run("copy_append", test_copy_append);
 	test_run("watch", test_watch);
+	test_run("env_cache", test_env_cache);
+	test_run("deferred_renames", test_deferred_renames);
 	teardown();
 	return test_done("store_imap");
 }
