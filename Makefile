@@ -9,7 +9,7 @@
 
 CC ?= cc
 BUILD ?= build
-PKGS = libevent libevent_openssl lmdb libsodium libcrypt openssl
+PKGS = libevent libevent_openssl lmdb libsodium libcrypt openssl libutf8proc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -19,7 +19,7 @@ override CFLAGS += $(EXTRA_CFLAGS)
 override LDFLAGS += $(EXTRA_LDFLAGS)
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
-	-fno-strict-aliasing -Isrc $(PKG_CFLAGS)
+	-fno-strict-aliasing -Isrc $(PKG_CFLAGS) -DHAVE_UTF8PROC
 override LDLIBS += $(PKG_LIBS)
 
 LIB_SRCS := $(sort $(wildcard src/lib/*.c src/conf/*.c src/net/*.c \

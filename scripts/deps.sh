@@ -2,7 +2,7 @@
 # deps.sh build|test|bench: installs the Debian packages Heron needs when
 # they are missing (run as root on Debian 12). Quiet when all are present.
 set -e
-BUILD_PKGS="build-essential pkg-config libevent-dev liblmdb-dev libssl-dev libsodium-dev libcrypt-dev openssl"
+BUILD_PKGS="build-essential pkg-config libevent-dev liblmdb-dev libssl-dev libsodium-dev libcrypt-dev libutf8proc-dev openssl"
 TEST_PKGS="$BUILD_PKGS clang python3 python3-pytest curl fetchmail lmdb-utils"
 BENCH_PKGS="$BUILD_PKGS dovecot-pop3d dovecot-lmtpd dovecot-imapd"
 case "$1" in

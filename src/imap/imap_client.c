@@ -426,9 +426,48 @@ static void imap_cmd_free(struct imap_cmd **cmdp)
 	*cmdp = NULL;
 }
 
+/* Renames of Maildir files after flag changes, a slice per loop turn so
+ * a STORE on a big mailbox never blocks other sessions. */
+#define IMAP_RENAME_SLICE 500
+
+static void imap_flush_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct imap_client *client = ctx;
+	struct timeval tv = { 0, 0 };
+	const char *error;
+	int left;
+
+	if (client->mb == NULL)
+		return;
+	left = store_mailbox_flush_renames(client->mb, IMAP_RENAME_SLICE,
+					   &error);
+	if (left < 0)
+		log_warn("imap flush_renames user=%s mailbox=%s failed: %s",
+			 client->user, client->mailbox_name, error);
+	else if (left > 0)
+		evtimer_add(client->flush_event, &tv);
+}
+
+static void imap_client_schedule_flush(struct imap_client *client)
+{
+	struct timeval tv = { 0, 0 };
+
+	if (client->mb == NULL)
+		return;
+	if (client->flush_event == NULL)
+		client->flush_event = evtimer_new(conn_event_base(client->conn),
+						  imap_flush_cb, client);
+	if (!evtimer_pending(client->flush_event, NULL))
+		evtimer_add(client->flush_event, &tv);
+}
+
 static void imap_cmd_finish(struct imap_cmd *cmd)
 {
 	struct imap_client *client = cmd->client;
+
+	/* Flag changes (STORE, FETCH setting \Seen) reach the file names in
+	 * the background; nothing to do costs nothing. */
+	imap_client_schedule_flush(client);
 
 	/* A wake-up still pending belongs to this command, not the next. */
 	if (client->wake_event != NULL)
@@ -689,6 +728,8 @@ static void imap_destroy(void *session, const char *reason)
 		store_user_close(&client->su);
 	if (client->wake_event != NULL)
 		event_free(client->wake_event);
+	if (client->flush_event != NULL)
+		event_free(client->flush_event);
 	imap_parser_destroy(&client->parser);
 	free(client->user);
 	free(client);

@@ -101,6 +101,7 @@ struct imap_client {
 	/* APPEND being received (cmd_append.c owns it), or NULL. */
 	struct imap_append *append;
 	struct event *wake_event;	/* imap_cmd_wake */
+	struct event *flush_event;	/* background Maildir renames */
 };
 
 struct imap_cmd {

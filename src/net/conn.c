@@ -178,6 +178,23 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 		conn_destroy(c, "refused");
 }
 
+/* Closing a socket with unread input makes the kernel send a reset,
+ * which can destroy our last reply (BYE, -ERR) before the client reads
+ * it. So after a deliberate close, read away what is already there
+ * (bounded) and close our side for writing first. */
+static void conn_discard_unread(int fd)
+{
+	char buf[4096];
+
+	if (fd < 0)
+		return;
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16; i++) {
+		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+			break;
+	}
+}
+
 void conn_destroy(struct conn *c, const char *reason)
 {
 	if (c->in_callback) {
@@ -190,6 +207,8 @@ void conn_destroy(struct conn *c, const char *reason)
 		c->session = NULL;
 		c->ops->destroy(session, reason);
 	}
+	if (c->bev != NULL && c->closing)
+		conn_discard_unread(bufferevent_getfd(c->bev));
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	if (c->fd >= 0)

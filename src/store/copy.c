@@ -120,6 +120,15 @@ static int copy_one(struct copy_ctx *c, uint32_t uid,
 		return rc;
 	memcpy(bn, msg.basename, msg.hdr.basename_len);
 	bn[msg.hdr.basename_len] = '\0';
+	if (c->src == c->dst ||
+	    strcmp(c->src->dir, c->dst->dir) == 0) {
+		/* A copy within one folder needs its own basename, or the
+		 * next sync takes it for the original renamed. */
+		delivery_new_base(bn, sizeof(bn) - 32);
+		snprintf(bn + strlen(bn), 32, ",S=%llu,W=%llu",
+			 (unsigned long long)msg.hdr.size,
+			 (unsigned long long)msg.hdr.vsize);
+	}
 	snprintf(from, sizeof(from), "%s/%.*s", c->src->dir,
 		 (int)msg.hdr.path_len, msg.path);
 	for (int tries = 0; tries < 3; tries++) {

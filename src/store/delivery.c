@@ -118,13 +118,19 @@ int store_delivery_begin(struct store_user *su, const char *mailbox,
 int store_delivery_write(struct store_delivery *d, const void *data,
 			 size_t len, const char **error_r)
 {
-	const unsigned char *p = data;
+	const unsigned char *p = data, *lf, *end = p + len;
 
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] == '\n' && !d->last_was_cr)
+	/* vsize counts a bare LF as CRLF: find LFs with memchr and look
+	 * at the byte before each (or the previous chunk's last byte). */
+	for (const unsigned char *s = p; s < end; s = lf + 1) {
+		lf = memchr(s, '\n', (size_t)(end - s));
+		if (lf == NULL)
+			break;
+		if (lf == p ? !d->last_was_cr : lf[-1] != '\r')
 			d->vsize++;
-		d->last_was_cr = p[i] == '\r';
 	}
+	if (len > 0)
+		d->last_was_cr = p[len - 1] == '\r';
 	d->size += len;
 	d->vsize += len;
 	while (len > 0) {
