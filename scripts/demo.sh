@@ -1,8 +1,8 @@
 #!/bin/sh
 # demo.sh: `make run`. Creates a demo configuration, a self-signed
 # certificate and the demo user demo/demo under ./var (once), then runs
-# Heron in the foreground on loopback: POP3 1110, POP3S 1995, LMTP 2424 and
-# unix:./var/run/lmtp. (1143/1993 are reserved for IMAP.) Ctrl-C stops it.
+# Heron in the foreground on loopback: IMAP 1143, IMAPS 1993, POP3 1110,
+# POP3S 1995, LMTP 2424 and unix:./var/run/lmtp. Ctrl-C stops it.
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 var="$top/var"
@@ -21,6 +21,8 @@ fi
 if [ ! -f "$var/heron.conf" ]; then
 	cat > "$var/heron.conf" <<CONF
 # Demo configuration written by make run (scripts/demo.sh).
+listen = imap 127.0.0.1:1143
+listen = imaps 127.0.0.1:1993
 listen = pop3 127.0.0.1:1110
 listen = pop3s 127.0.0.1:1995
 listen = lmtp 127.0.0.1:2424
@@ -36,6 +38,6 @@ log_level = info
 auth_fail_delay_msecs = 500
 CONF
 fi
-echo "Heron demo: POP3 127.0.0.1:1110, POP3S :1995, LMTP :2424, user demo/demo"
-echo "Try: curl pop3://127.0.0.1:1110/ -u demo:demo"
+echo "Heron demo: IMAP 127.0.0.1:1143, IMAPS :1993, POP3 :1110, POP3S :1995,"
+echo "LMTP :2424, user demo/demo. Try: curl imap://127.0.0.1:1143/ -u demo:demo"
 exec "$heron" serve -c "$var/heron.conf"
