@@ -15,6 +15,7 @@
  * wording), APPEND_MAX_MESSAGES per MULTIAPPEND (one open file each),
  * APPEND_MAILBOX_LITERAL_MAX for a mailbox name sent as a literal. */
 #include "imap/imap_client.h"
+#include "imap/imap_seqset.h"
 #include "imap/imap_date.h"
 #include "imap/imap_mailbox_name.h"
 
@@ -425,30 +426,6 @@ static int append_commit_one(struct imap_cmd *cmd, struct imap_append *ap,
 	return -1;
 }
 
-/* Ascending UIDs as "5:7" / "5,9". */
-static char *append_uids_format(const uint32_t *uids, size_t count)
-{
-	struct evbuffer *buf = evbuffer_new();
-	size_t len;
-	char *str;
-
-	for (size_t i = 0; i < count;) {
-		size_t j = i;
-
-		while (j + 1 < count && uids[j + 1] == uids[j] + 1)
-			j++;
-		evbuffer_add_printf(buf, i == 0 ? "%u" : ",%u", uids[i]);
-		if (j > i)
-			evbuffer_add_printf(buf, ":%u", uids[j]);
-		i = j + 1;
-	}
-	len = evbuffer_get_length(buf);
-	str = xmalloc(len + 1);
-	evbuffer_remove(buf, str, len);
-	str[len] = '\0';
-	evbuffer_free(buf);
-	return str;
-}
 
 static int append_continue(struct imap_cmd *cmd)
 {
@@ -468,7 +445,7 @@ static int append_continue(struct imap_cmd *cmd)
 			return IMAP_CMD_DONE;
 	}
 	ap->is_done = true;
-	set = append_uids_format(ap->uids, ap->committed);
+	set = imap_seqset_format(ap->uids, NULL, ap->committed);
 	/* RFC 4315 3 / RFC 3502: APPENDUID with a UID set */
 	imap_cmd_ok(cmd, "[APPENDUID %u %s] Append completed",
 		    store_mailbox_uidvalidity(ap->mb), set);

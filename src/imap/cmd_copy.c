@@ -10,6 +10,7 @@
  * sources in batches, each followed by imap_client_sync() which sends
  * the "* n EXPUNGE" responses and updates the view (RFC 6851 3.3). */
 #include "imap/imap_client.h"
+#include "imap/imap_seqset.h"
 #include "imap/imap_mailbox_name.h"
 
 #include <errno.h>
@@ -45,42 +46,6 @@ static void copy_ctx_free(void *_ctx)
 	free(ctx);
 }
 
-/* Numbers in order as a UID set "1:3,7" (ranges only where ascending by
- * one); 0 entries of dst_uids are skipped, with the source that went
- * with them. Caller frees.
- * TODO: share with cmd_store.c / cmd_append.c (imap_seqset.c). */
-static char *copy_uids_format(const uint32_t *nums, const uint32_t *filter,
-			      size_t count)
-{
-	struct evbuffer *buf = evbuffer_new();
-	uint32_t first = 0, last = 0;
-	size_t len;
-	char *str;
-
-	for (size_t i = 0; i <= count; i++) {
-		if (i < count && filter[i] == 0)
-			continue;
-		if (i < count && first != 0 && nums[i] == last + 1) {
-			last = nums[i];
-			continue;
-		}
-		if (first != 0) {
-			evbuffer_add_printf(buf, "%s%u",
-				evbuffer_get_length(buf) > 0 ? "," : "",
-				first);
-			if (last != first)
-				evbuffer_add_printf(buf, ":%u", last);
-		}
-		if (i < count)
-			first = last = nums[i];
-	}
-	len = evbuffer_get_length(buf);
-	str = xmalloc(len + 1);
-	evbuffer_remove(buf, str, len);
-	str[len] = '\0';
-	evbuffer_free(buf);
-	return str;
-}
 
 /* Destination by client name; replies NO itself. */
 static int copy_open_dst(struct imap_cmd *cmd, const char *name,
@@ -173,12 +138,12 @@ static char *copy_uid_code(struct copy_ctx *ctx)
 {
 	char *src, *dst, *code;
 
-	src = copy_uids_format(ctx->src_uids, ctx->dst_uids, ctx->count);
+	src = imap_seqset_format(ctx->src_uids, ctx->dst_uids, ctx->count);
 	if (*src == '\0') {
 		free(src);
 		return NULL;
 	}
-	dst = copy_uids_format(ctx->dst_uids, ctx->dst_uids, ctx->count);
+	dst = imap_seqset_format(ctx->dst_uids, ctx->dst_uids, ctx->count);
 	code = xasprintf("[COPYUID %u %s %s] ",
 			 store_mailbox_uidvalidity(ctx->dst), src, dst);
 	free(src);

@@ -10,6 +10,7 @@
  * Keywords are created on demand (RFC 3501 PERMANENTFLAGS "\*") up to
  * the store's STORE_KEYWORDS_MAX. */
 #include "imap/imap_client.h"
+#include "imap/imap_seqset.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -53,32 +54,6 @@ static void store_ctx_free(void *_ctx)
 	free(ctx);
 }
 
-/* Ascending numbers as a sequence set "1:3,7"; caller frees.
- * TODO: move into imap_seqset.c (cmd_copy.c and cmd_append.c have the
- * same helper). */
-static char *store_numbers_format(const uint32_t *nums, size_t count)
-{
-	struct evbuffer *buf = evbuffer_new();
-	size_t len;
-	char *str;
-
-	for (size_t i = 0; i < count;) {
-		size_t j = i;
-
-		while (j + 1 < count && nums[j + 1] == nums[j] + 1)
-			j++;
-		evbuffer_add_printf(buf, i == 0 ? "%u" : ",%u", nums[i]);
-		if (j > i)
-			evbuffer_add_printf(buf, ":%u", nums[j]);
-		i = j + 1;
-	}
-	len = evbuffer_get_length(buf);
-	str = xmalloc(len + 1);
-	evbuffer_remove(buf, str, len);
-	str[len] = '\0';
-	evbuffer_free(buf);
-	return str;
-}
 
 /* "(UNCHANGEDSINCE n)", RFC 4466 store-modifier list. */
 static int store_parse_modifiers(struct store_ctx *ctx,
@@ -329,7 +304,7 @@ static void store_finish(struct imap_cmd *cmd, struct store_ctx *ctx)
 		imap_cmd_ok(cmd, "Store completed");
 		return;
 	}
-	set = store_numbers_format(ctx->modified, ctx->modified_count);
+	set = imap_seqset_format(ctx->modified, NULL, ctx->modified_count);
 	imap_cmd_ok(cmd, "[MODIFIED %s] Conditional STORE failed", set);
 	free(set);
 }

@@ -2,6 +2,9 @@
  * imap_seqset.h). The range array has at most one entry per comma in the
  * input, so its size is bounded by the command line limit. */
 #include "imap/imap_seqset.h"
+#include "lib/xmalloc.h"
+
+#include <event2/buffer.h>
 
 #include <stdlib.h>
 
@@ -190,4 +193,35 @@ bool imap_seqset_iter_next(const struct imap_seqset *set,
 		iter->idx++;
 	iter->next++;
 	return true;
+}
+
+char *imap_seqset_format(const uint32_t *nums, const uint32_t *filter,
+			 size_t count)
+{
+	struct evbuffer *buf = evbuffer_new();
+	size_t len, i = 0;
+	char *str;
+
+	while (i < count) {
+		size_t j;
+
+		if (filter != NULL && filter[i] == 0) {
+			i++;
+			continue;
+		}
+		for (j = i; j + 1 < count && nums[j + 1] == nums[j] + 1 &&
+		     (filter == NULL || filter[j + 1] != 0); j++)
+			;
+		evbuffer_add_printf(buf, evbuffer_get_length(buf) > 0 ?
+				    ",%u" : "%u", nums[i]);
+		if (j > i)
+			evbuffer_add_printf(buf, ":%u", nums[j]);
+		i = j + 1;
+	}
+	len = evbuffer_get_length(buf);
+	str = xmalloc(len + 1);
+	evbuffer_remove(buf, str, len);
+	str[len] = '\0';
+	evbuffer_free(buf);
+	return str;
 }

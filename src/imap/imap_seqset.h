@@ -36,6 +36,11 @@ int imap_seqset_parse(const char *str, size_t len, uint32_t star,
 		      struct imap_seqset *set_r, bool *is_searchres_r,
 		      const char **error_r);
 void imap_seqset_free(struct imap_seqset *set);
+/* Writes numbers as a sequence set, runs of +1 as "a:b" ("1:3,7"), in the
+ * given order. With filter, entries whose filter[i] is 0 are left out
+ * (COPYUID pairs). Returns a heap string the caller frees. */
+char *imap_seqset_format(const uint32_t *nums, const uint32_t *filter,
+			 size_t count);
 
 /* Binary search. */
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t n);

@@ -362,9 +362,31 @@ static void test_date(void)
 	test_assert(imap_datetime_format(0, 100000, buf) == 26);
 }
 
+static void test_seqset_format(void)
+{
+	static const uint32_t a[] = { 1, 2, 3, 7, 9, 10 };
+	static const uint32_t f[] = { 1, 0, 1, 1, 1, 1 };
+	static const uint32_t b[] = { 5, 4, 3 };
+	char *s;
+
+	s = imap_seqset_format(a, NULL, 6);
+	test_assert_streq(s, "1:3,7,9:10");
+	free(s);
+	s = imap_seqset_format(a, f, 6);
+	test_assert_streq(s, "1,3,7,9:10");
+	free(s);
+	s = imap_seqset_format(b, NULL, 3);
+	test_assert_streq(s, "5,4,3");
+	free(s);
+	s = imap_seqset_format(a, NULL, 0);
+	test_assert_streq(s, "");
+	free(s);
+}
+
 int main(void)
 {
 	test_run("quote", test_quote);
+	test_run("seqset format", test_seqset_format);
 	test_run("seqset", test_seqset);
 	test_run("seqset lookup", test_seqset_lookup);
 	test_run("utf7", test_utf7);
