@@ -1,4 +1,4 @@
-/* loadgen.c: POP3/LMTP load generator for bench/run.
+/* loadgen.c: POP3/LMTP/IMAP load generator for bench/run.
  *
  * One process, one epoll loop, one non-blocking state machine per
  * connection; no threads. Pipelining is off: each client sends one command
@@ -7,12 +7,23 @@
  *              RETR every message, QUIT (never DELE).
  *   lmtp       C connections: LHLO once, then MAIL/RCPT/DATA transactions.
  *   idle-pop3  N connections log in, print "READY ..." and stay idle.
+ *   imap       N clients loop sessions: greeting, LOGIN, SELECT INBOX,
+ *              FETCH 1:* (FLAGS UID RFC822.SIZE ENVELOPE), UID FETCH of
+ *              one message BODY.PEEK[], LOGOUT.
+ *   idle-imap  N connections LOGIN, SELECT INBOX, IDLE, print "READY ...";
+ *              on SIGUSR1 (or after the hold time) one LMTP delivery to
+ *              the users they watch, then the latency from the end of
+ *              DATA to each idler's "* n EXISTS"; DONE, LOGOUT.
+ * IMAP replies are parsed by response, not by line: a line ending in a
+ * literal "{n}" is followed by n bytes that are skipped by count, and the
+ * line after them continues the same response (RFC 3501 section 4.3).
  * Limits: loopback addresses only (anything else is refused); every mode
  * ends by itself (duration or count, plus a hard stop at duration + 2 *
  * timeout); every connection has an inactivity timeout; reply lines are
  * capped at RBUF_SIZE; at most MAX_LATENCIES samples are kept.
  * Output: human summary on stderr, one "RESULT key=value ..." line on
  * stdout for scripts. */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +50,10 @@
 #define TICK_MSECS 20
 #define IDLE_MAX_ATTEMPTS 3
 
-enum mode { MODE_POP3, MODE_LMTP, MODE_IDLE };
+enum mode { MODE_POP3, MODE_LMTP, MODE_IDLE, MODE_IMAP, MODE_IDLE_IMAP };
+
+#define IDLE_MODE (opt.mode == MODE_IDLE || opt.mode == MODE_IDLE_IMAP)
+#define IMAP_MODE (opt.mode == MODE_IMAP || opt.mode == MODE_IDLE_IMAP)
 
 enum cstate {
 	CS_WAIT,		/* not connected; (re)start at restart_at */
@@ -48,6 +62,10 @@ enum cstate {
 	CS_P_RETR, CS_P_QUIT, CS_P_IDLE,
 	CS_L_GREETING, CS_L_LHLO, CS_L_MAIL, CS_L_RCPT, CS_L_DATA,
 	CS_L_DOT, CS_L_QUIT,
+	CS_I_GREETING, CS_I_LOGIN, CS_I_SELECT, CS_I_FETCH, CS_I_UIDFETCH,
+	CS_I_LOGOUT, CS_I_IDLE_START, CS_I_DONE,
+	CS_D_GREETING, CS_D_LHLO, CS_D_MAIL, CS_D_RCPT, CS_D_DATA, CS_D_DOT,
+	CS_D_QUIT,
 	CS_DONE,		/* finished for good */
 };
 
@@ -61,6 +79,12 @@ struct client {
 	unsigned attempts;	/* idle mode: login attempts */
 	uint64_t sess_start, txn_start, deadline, restart_at;
 	unsigned msgs, next_msg, list_lines, rcpt_sent, replies_left;
+	/* IMAP */
+	uint64_t lit_left;	/* literal bytes still to skip */
+	uint64_t lit_bytes;	/* literal bytes in the current command */
+	bool in_resp;		/* next line continues a response */
+	bool notified;		/* idle-imap: EXISTS after the delivery */
+	unsigned tagn, exists, fetches, pick_seq, pick_uid;
 	size_t rlen;
 	const char *wptr;
 	size_t wlen;
@@ -71,6 +95,7 @@ struct client {
 struct options {
 	enum mode mode;
 	struct sockaddr_storage addr;
+	struct sockaddr_storage lmtp_addr;	/* idle-imap delivery */
 	socklen_t addrlen;
 	unsigned clients;
 	double duration;	/* seconds; 0 = until sessions */
@@ -99,7 +124,12 @@ static char *message;
 static size_t message_len;
 static unsigned authed, failed_final, in_flight;
 static bool ready_printed, holding, idle_stopping;
-static volatile sig_atomic_t got_signal;
+static volatile sig_atomic_t got_signal, got_usr1;
+/* idle-imap: the one LMTP delivery and the idlers' notifications. */
+static struct client deliver;
+static uint64_t t_deliver, t_delivered;
+static bool deliver_started, deliver_done, deliver_failed;
+static unsigned notified;
 
 static uint64_t now_us(void)
 {
@@ -123,7 +153,7 @@ static void die(const char *fmt, ...)
 
 static void usage(void)
 {
-	fputs("usage: loadgen pop3|lmtp|idle-pop3 [options]\n"
+	fputs("usage: loadgen pop3|lmtp|idle-pop3|imap|idle-imap [options]\n"
 	      "  -a ADDR       loopback address (127.0.0.1)\n"
 	      "  -p PORT       port (required)\n"
 	      "  -c N          concurrent clients (pop3 50, lmtp 8, idle 1000)\n"
@@ -136,8 +166,9 @@ static void usage(void)
 	      "  -s BYTES      LMTP message size (4096)\n"
 	      "  -r N          LMTP recipients per transaction (1)\n"
 	      "  -t SECS       inactivity timeout per connection (10)\n"
-	      "  -H SECS       idle-pop3: hold time after READY (10)\n"
-	      "  -R N          idle-pop3: logins in flight at once (50)\n"
+	      "  -H SECS       idle-*: hold time after READY (10)\n"
+	      "  -R N          idle-*: logins in flight at once (50)\n"
+	      "  -L PORT       idle-imap: LMTP port for the delivery\n"
 	      "  -v            print every error\n", stderr);
 	exit(2);
 }
@@ -200,7 +231,7 @@ static double parse_secs(const char *s)
 static void parse_args(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1";
-	unsigned long port = 0;
+	unsigned long port = 0, lmtp_port = 0;
 	int ch;
 
 	if (argc < 2)
@@ -211,10 +242,14 @@ static void parse_args(int argc, char **argv)
 		opt.mode = MODE_LMTP;
 	else if (strcmp(argv[1], "idle-pop3") == 0)
 		opt.mode = MODE_IDLE;
+	else if (strcmp(argv[1], "imap") == 0)
+		opt.mode = MODE_IMAP;
+	else if (strcmp(argv[1], "idle-imap") == 0)
+		opt.mode = MODE_IDLE_IMAP;
 	else
 		usage();
 	opt.clients = opt.mode == MODE_LMTP ? 8 :
-		      opt.mode == MODE_IDLE ? 1000 : 50;
+		      IDLE_MODE ? 1000 : 50;
 	opt.duration = 10;
 	opt.users = 50;
 	opt.user_prefix = "bench";
@@ -226,7 +261,8 @@ static void parse_args(int argc, char **argv)
 	opt.hold = 10;
 	opt.ramp = 50;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "a:p:c:d:n:u:U:P:D:s:r:t:H:R:v")) != -1) {
+	while ((ch = getopt(argc, argv, "a:p:c:d:n:u:U:P:D:s:r:t:H:R:L:v")) !=
+	       -1) {
 		switch (ch) {
 		case 'a': addr = optarg; break;
 		case 'p': port = parse_num(optarg, 65535); break;
@@ -242,6 +278,7 @@ static void parse_args(int argc, char **argv)
 		case 't': opt.timeout = parse_secs(optarg); break;
 		case 'H': opt.hold = parse_secs(optarg); break;
 		case 'R': opt.ramp = parse_num(optarg, MAX_CLIENTS); break;
+		case 'L': lmtp_port = parse_num(optarg, 65535); break;
 		case 'v': opt.verbose = true; break;
 		default: usage();
 		}
@@ -249,11 +286,15 @@ static void parse_args(int argc, char **argv)
 	if (port == 0 || opt.clients == 0 || opt.users == 0 ||
 	    opt.rcpts == 0 || opt.ramp == 0 || opt.timeout < 0.1)
 		usage();
-	if (opt.mode != MODE_IDLE && opt.duration == 0 && opt.sessions == 0)
+	if (!IDLE_MODE && opt.duration == 0 && opt.sessions == 0)
 		die("need -d SECS or -n COUNT");
 	if (strlen(opt.user_prefix) + strlen(opt.rcpt_domain) > 200 ||
 	    strlen(opt.password) > 200)
 		die("user prefix, domain or password too long");
+	if (opt.mode == MODE_IDLE_IMAP && lmtp_port == 0)
+		die("idle-imap needs -L LMTP-PORT");
+	parse_addr(addr, (uint16_t)lmtp_port);
+	memcpy(&opt.lmtp_addr, &opt.addr, sizeof(opt.addr));
 	parse_addr(addr, (uint16_t)port);
 }
 
@@ -307,7 +348,7 @@ static bool may_start(void)
 {
 	if (got_signal)
 		return false;
-	if (opt.mode == MODE_IDLE)
+	if (IDLE_MODE)
 		return !idle_stopping;
 	if (opt.duration > 0 && now_us() >= t_end)
 		return false;
@@ -351,7 +392,12 @@ static void client_fail(struct client *c, const char *what, const char *line,
 		in_flight--;
 	}
 	close_fd(c, true);
-	if (opt.mode == MODE_IDLE && c->attempts >= IDLE_MAX_ATTEMPTS) {
+	if (c == &deliver) {
+		c->state = CS_DONE;
+		deliver_failed = true;
+		return;
+	}
+	if (IDLE_MODE && c->attempts >= IDLE_MAX_ATTEMPTS) {
 		c->state = CS_DONE;
 		failed_final++;
 		return;
@@ -419,7 +465,9 @@ static void client_start(struct client *c)
 {
 	int fd;
 
-	if (opt.mode == MODE_IDLE) {
+	if (c == &deliver) {
+		/* counted apart */
+	} else if (IDLE_MODE) {
 		if (in_flight >= opt.ramp)
 			return;
 		in_flight++;
@@ -441,7 +489,8 @@ static void client_start(struct client *c)
 	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
 	if (epoll_ctl(ep_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		die("epoll_ctl: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&opt.addr, opt.addrlen) < 0 &&
+	if (connect(fd, (struct sockaddr *)(c == &deliver ? &opt.lmtp_addr :
+					    &opt.addr), opt.addrlen) < 0 &&
 	    errno != EINPROGRESS) {
 		conn_errors++;
 		client_fail(c, "connect", strerror(errno),
@@ -635,10 +684,320 @@ bad:
 	return -1;
 }
 
+/* ---- IMAP (RFC 3501) ---- */
+
+/* Sends "a<n> " + the formatted command, n counting per connection. */
+static int imap_send(struct client *c, enum cstate next, const char *fmt, ...)
+{
+	va_list ap;
+	int t, n;
+
+	c->tagn++;
+	t = snprintf(c->cmd, sizeof(c->cmd), "a%u ", c->tagn);
+	va_start(ap, fmt);
+	n = vsnprintf(c->cmd + t, sizeof(c->cmd) - (size_t)t, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)(n + t) >= sizeof(c->cmd))
+		die("command too long");
+	c->state = next;
+	c->lit_bytes = 0;
+	return send_buf(c, c->cmd, (size_t)(n + t));
+}
+
+/* RFC 3501 section 4.3: a line that ends in "{n}" CRLF is followed by
+ * exactly n octets, then the rest of the same response. */
+static bool imap_literal_at_end(const char *line, size_t len, uint64_t *n_r)
+{
+	size_t end = len, i;
+	uint64_t n = 0, mul = 1;
+
+	if (end > 0 && line[end - 1] == '\n')
+		end--;
+	if (end > 0 && line[end - 1] == '\r')
+		end--;
+	if (end < 3 || line[end - 1] != '}')
+		return false;
+	i = end - 1;
+	if (i > 0 && line[i - 1] == '+')
+		i--;		/* LITERAL+ form; servers don't send it */
+	if (i == 0 || line[i - 1] < '0' || line[i - 1] > '9')
+		return false;
+	while (i > 0 && line[i - 1] >= '0' && line[i - 1] <= '9') {
+		if (mul > 1000000000000u)
+			return false;
+		n += (uint64_t)(line[i - 1] - '0') * mul;
+		mul *= 10;
+		i--;
+	}
+	if (i == 0 || line[i - 1] != '{')
+		return false;
+	*n_r = n;
+	return true;
+}
+
+/* "* n FETCH (... UID u ...)": the UID from the part before any literal. */
+static unsigned imap_fetch_uid(const char *line, size_t len)
+{
+	const char *p = line, *end = line + len;
+
+	while ((p = memmem(p, (size_t)(end - p), "UID ", 4)) != NULL) {
+		if (p > line && (p[-1] == '(' || p[-1] == ' '))
+			return (unsigned)strtoul(p + 4, NULL, 10);
+		p += 4;
+	}
+	return 0;
+}
+
+static int imap_untagged(struct client *c, const char *line, size_t len)
+{
+	unsigned long n;
+	char *end;
+
+	if (len >= 5 && memcmp(line, "* BYE", 5) == 0) {
+		if (c->state == CS_I_LOGOUT)
+			return 0;
+		client_fail(c, "BYE", line, len);
+		return -1;
+	}
+	if (line[2] < '0' || line[2] > '9')
+		return 0;	/* * OK, * FLAGS, * CAPABILITY, ... */
+	n = strtoul(line + 2, &end, 10);
+	if ((size_t)(end - line) + 7 <= len &&
+	    memcmp(end, " EXISTS", 7) == 0) {
+		c->exists = (unsigned)n;
+		if (c->state == CS_P_IDLE && t_deliver != 0 && !c->notified) {
+			c->notified = true;
+			notified++;
+			lat_add(now_us() - t_deliver);
+		}
+	} else if ((size_t)(end - line) + 8 <= len &&
+		   memcmp(end, " FETCH (", 8) == 0) {
+		c->fetches++;
+		if (c->state == CS_I_FETCH && n == c->pick_seq)
+			c->pick_uid = imap_fetch_uid(line, len);
+	}
+	return 0;
+}
+
+static int imap_tagged_ok(struct client *c, const char *line, size_t len)
+{
+	switch (c->state) {
+	case CS_I_LOGIN:
+		c->exists = 0;
+		return imap_send(c, CS_I_SELECT, "SELECT INBOX\r\n");
+	case CS_I_SELECT:
+		if (opt.mode == MODE_IDLE_IMAP)
+			return imap_send(c, CS_I_IDLE_START, "IDLE\r\n");
+		if (c->exists == 0) {
+			client_fail(c, "SELECT: empty mailbox", line, len);
+			return -1;
+		}
+		c->fetches = 0;
+		c->pick_uid = 0;
+		c->pick_seq = (unsigned)((c->idx + completed) % c->exists) + 1;
+		return imap_send(c, CS_I_FETCH, "FETCH 1:* (FLAGS UID "
+				 "RFC822.SIZE ENVELOPE)\r\n");
+	case CS_I_FETCH:
+		if (c->fetches != c->exists || c->pick_uid == 0) {
+			client_fail(c, "FETCH: responses differ from EXISTS "
+				    "or no UID", line, len);
+			return -1;
+		}
+		return imap_send(c, CS_I_UIDFETCH,
+				 "UID FETCH %u BODY.PEEK[]\r\n", c->pick_uid);
+	case CS_I_UIDFETCH:
+		if (c->lit_bytes == 0) {
+			client_fail(c, "UID FETCH: no body literal", line, len);
+			return -1;
+		}
+		return imap_send(c, CS_I_LOGOUT, "LOGOUT\r\n");
+	case CS_I_DONE:
+		return imap_send(c, CS_I_LOGOUT, "LOGOUT\r\n");
+	case CS_I_LOGOUT:
+		if (opt.mode == MODE_IMAP) {
+			client_finished_session(c);
+			return 1;
+		}
+		close_fd(c, true);
+		c->state = CS_DONE;
+		return 1;
+	default:
+		client_fail(c, "unexpected tagged reply", line, len);
+		return -1;
+	}
+}
+
+/* One line (or the first line of a response, or a piece after a
+ * literal when cont is set). */
+static int imap_line(struct client *c, const char *line, size_t len, bool cont)
+{
+	char tag[16];
+	size_t tl;
+	char ubuf[256];
+
+	if (cont)
+		return 0;
+	if (c->state == CS_I_GREETING) {
+		if (len < 4 || memcmp(line, "* OK", 4) != 0) {
+			client_fail(c, "greeting", line, len);
+			return -1;
+		}
+		return imap_send(c, CS_I_LOGIN, "LOGIN %s \"%s\"\r\n",
+				 user_of(c, ubuf, sizeof(ubuf)), opt.password);
+	}
+	if (len >= 2 && line[0] == '*' && line[1] == ' ')
+		return imap_untagged(c, line, len);
+	if (line[0] == '+') {
+		if (c->state != CS_I_IDLE_START) {
+			client_fail(c, "unexpected continuation", line, len);
+			return -1;
+		}
+		c->state = CS_P_IDLE;
+		authed++;
+		c->in_flight = false;
+		in_flight--;
+		return 0;
+	}
+	tl = (size_t)snprintf(tag, sizeof(tag), "a%u ", c->tagn);
+	if (len < tl + 2 || memcmp(line, tag, tl) != 0) {
+		client_fail(c, "unexpected line", line, len);
+		return -1;
+	}
+	if (memcmp(line + tl, "OK", 2) != 0) {
+		client_fail(c, "command failed", line, len);
+		return -1;
+	}
+	return imap_tagged_ok(c, line, len);
+}
+
+/* Splits rbuf into response pieces, skipping literals by count;
+ * returns -1 when the client was closed. */
+static int process_input_imap(struct client *c)
+{
+	size_t pos = 0;
+
+	while (pos < c->rlen) {
+		char *nl;
+		size_t len;
+		bool cont;
+
+		if (c->lit_left > 0) {
+			size_t take = c->rlen - pos;
+
+			if (take > c->lit_left)
+				take = (size_t)c->lit_left;
+			c->lit_left -= take;
+			c->lit_bytes += take;
+			pos += take;
+			continue;
+		}
+		nl = memchr(c->rbuf + pos, '\n', c->rlen - pos);
+		if (nl == NULL)
+			break;
+		len = (size_t)(nl - (c->rbuf + pos)) + 1;
+		if (c->wlen > 0) {
+			client_fail(c, "reply before command was sent", "", 0);
+			return -1;
+		}
+		cont = c->in_resp;
+		c->in_resp = imap_literal_at_end(c->rbuf + pos, len,
+						 &c->lit_left);
+		if (imap_line(c, c->rbuf + pos, len, cont) != 0)
+			return c->fd < 0 ? -1 : 0;
+		pos += len;
+	}
+	if (pos > 0) {
+		memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+		c->rlen -= pos;
+	}
+	if (c->rlen == sizeof(c->rbuf)) {
+		client_fail(c, "reply line too long", "", 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- idle-imap: one LMTP delivery to every watched user ---- */
+
+static unsigned deliver_users(void)
+{
+	return opt.users < opt.clients ? opt.users : opt.clients;
+}
+
+static int deliver_rcpt(struct client *c)
+{
+	unsigned u = ++c->rcpt_sent;
+
+	if (opt.rcpt_domain[0] == '\0')
+		return send_cmd(c, CS_D_RCPT, "RCPT TO:<%s%u>\r\n",
+				opt.user_prefix, u);
+	return send_cmd(c, CS_D_RCPT, "RCPT TO:<%s%u@%s>\r\n",
+			opt.user_prefix, u, opt.rcpt_domain);
+}
+
+static int deliver_line(struct client *c, const char *line, size_t len)
+{
+	int code;
+
+	if (len < 4 || line[0] < '1' || line[0] > '5')
+		goto bad;
+	code = atoi(line);
+	if (line[3] == '-')
+		return 0;
+	switch (c->state) {
+	case CS_D_GREETING:
+		if (code != 220)
+			goto bad;
+		return send_cmd(c, CS_D_LHLO, "LHLO loadgen.localhost\r\n");
+	case CS_D_LHLO:
+		if (code != 250)
+			goto bad;
+		c->rcpt_sent = 0;
+		return send_cmd(c, CS_D_MAIL,
+				"MAIL FROM:<loadgen@localhost>\r\n");
+	case CS_D_MAIL:
+		if (code != 250)
+			goto bad;
+		return deliver_rcpt(c);
+	case CS_D_RCPT:
+		if (code != 250)
+			goto bad;
+		if (c->rcpt_sent < deliver_users())
+			return deliver_rcpt(c);
+		return send_cmd(c, CS_D_DATA, "DATA\r\n");
+	case CS_D_DATA:
+		if (code != 354)
+			goto bad;
+		c->state = CS_D_DOT;
+		c->replies_left = deliver_users();
+		t_deliver = now_us();
+		return send_buf(c, message, message_len);
+	case CS_D_DOT:
+		if (code != 250)
+			goto bad;
+		if (--c->replies_left > 0)
+			return 0;
+		t_delivered = now_us();
+		return send_cmd(c, CS_D_QUIT, "QUIT\r\n");
+	case CS_D_QUIT:
+		close_fd(c, true);
+		c->state = CS_DONE;
+		deliver_done = true;
+		return 1;
+	default:
+		break;
+	}
+bad:
+	client_fail(c, "LMTP delivery: unexpected reply", line, len);
+	return -1;
+}
+
 /* ---- I/O ---- */
 
 static int handle_line(struct client *c, const char *line, size_t len)
 {
+	if (c == &deliver)
+		return deliver_line(c, line, len);
 	if (opt.mode == MODE_LMTP)
 		return lmtp_line(c, line, len);
 	return pop3_line(c, line, len);
@@ -677,6 +1036,7 @@ static int process_input(struct client *c)
 
 static void handle_read(struct client *c)
 {
+
 	ssize_t n = read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -692,7 +1052,10 @@ static void handle_read(struct client *c)
 	bytes_in += (uint64_t)n;
 	c->rlen += (size_t)n;
 	c->deadline = now_us() + (uint64_t)(opt.timeout * 1e6);
-	(void)process_input(c);
+	if (IMAP_MODE && c != &deliver)
+		(void)process_input_imap(c);
+	else
+		(void)process_input(c);
 }
 
 static void handle_connected(struct client *c)
@@ -709,8 +1072,14 @@ static void handle_connected(struct client *c)
 		return;
 	}
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->state = opt.mode == MODE_LMTP ? CS_L_GREETING : CS_P_GREETING;
+	c->state = c == &deliver ? CS_D_GREETING :
+		   opt.mode == MODE_LMTP ? CS_L_GREETING :
+		   IMAP_MODE ? CS_I_GREETING : CS_P_GREETING;
 	c->in_multi = false;
+	c->lit_left = 0;
+	c->in_resp = false;
+	c->tagn = 0;
+	c->notified = false;
 	set_events(c, false);
 }
 
@@ -781,7 +1150,9 @@ static double pct_ms(double p)
 static const char *mode_name(void)
 {
 	return opt.mode == MODE_LMTP ? "lmtp" :
-	       opt.mode == MODE_IDLE ? "idle-pop3" : "pop3";
+	       opt.mode == MODE_IDLE ? "idle-pop3" :
+	       opt.mode == MODE_IMAP ? "imap" :
+	       opt.mode == MODE_IDLE_IMAP ? "idle-imap" : "pop3";
 }
 
 static void report(uint64_t t_stop)
@@ -815,6 +1186,12 @@ static void on_signal(int sig)
 	got_signal = 1;
 }
 
+static void on_usr1(int sig)
+{
+	(void)sig;
+	got_usr1 = 1;
+}
+
 static void setup(void)
 {
 	struct rlimit rl;
@@ -824,6 +1201,8 @@ static void setup(void)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -844,7 +1223,7 @@ static void setup(void)
 		clients[i].idx = i;
 		clients[i].state = CS_WAIT;
 	}
-	if (opt.mode == MODE_LMTP)
+	if (opt.mode == MODE_LMTP || opt.mode == MODE_IDLE_IMAP)
 		build_message();
 }
 
@@ -910,8 +1289,11 @@ static void idle_quit_all(void)
 		if (c->state == CS_P_IDLE) {
 			authed--;
 			c->deadline = now_us() + (uint64_t)(opt.timeout * 1e6);
-			if (send_cmd(c, CS_P_QUIT, "QUIT\r\n") < 0)
-				client_fail(c, "write", "", 0);
+			/* RFC 2177: DONE ends IDLE, then LOGOUT */
+			if (opt.mode == MODE_IDLE_IMAP)
+				(void)send_cmd(c, CS_I_DONE, "DONE\r\n");
+			else
+				(void)send_cmd(c, CS_P_QUIT, "QUIT\r\n");
 		} else if (c->state != CS_DONE) {
 			close_fd(c, true);
 			c->state = CS_DONE;
@@ -922,8 +1304,8 @@ static void idle_quit_all(void)
 static int run_idle(void)
 {
 	uint64_t login_end = t_start + (uint64_t)((60 + opt.timeout) * 1e6);
-	uint64_t hold_end = 0, quit_end = 0, now;
-	unsigned ok = 0;
+	uint64_t hold_end = 0, quit_end = 0, deliver_end = 0, now;
+	unsigned ok = 0, watching = 0;
 
 	for (;;) {
 		unsigned alive = run_once();
@@ -939,7 +1321,22 @@ static int run_idle(void)
 			holding = true;
 			hold_end = now + (uint64_t)(opt.hold * 1e6);
 		}
-		if (holding && (now >= hold_end || got_signal)) {
+		if (holding && opt.mode == MODE_IDLE_IMAP && !deliver_started &&
+		    (got_usr1 || now >= hold_end) && !got_signal) {
+			deliver_started = true;
+			watching = authed;
+			deliver_end = now + (uint64_t)(opt.timeout * 1e6);
+			deliver.fd = -1;
+			deliver.idx = opt.clients;
+			client_start(&deliver);
+		}
+		if (holding && (opt.mode == MODE_IDLE_IMAP ? deliver_started &&
+				((deliver_done && notified >= watching) ||
+				 deliver_failed || now >= deliver_end) :
+				now >= hold_end) ) {
+			idle_quit_all();
+			quit_end = now + (uint64_t)(opt.timeout * 1e6);
+		} else if (holding && got_signal) {
 			idle_quit_all();
 			quit_end = now + (uint64_t)(opt.timeout * 1e6);
 		}
@@ -947,9 +1344,29 @@ static int run_idle(void)
 			break;
 	}
 	abandon_all();
-	fprintf(stderr, "idle-pop3: %u authenticated, %u failed, %" PRIu64
+	close_fd(&deliver, true);
+	fprintf(stderr, "%s: %u authenticated, %u failed, %" PRIu64
 		" errors, %" PRIu64 " dropped by the server while idle\n",
-		ok, failed_final, errors, dropped);
+		mode_name(), ok, failed_final, errors, dropped);
+	if (opt.mode == MODE_IDLE_IMAP) {
+		qsort(lat, lat_count, sizeof(*lat), cmp_u32);
+		fprintf(stderr, "idle-imap: delivery %s in %.2f ms; %u of %u "
+			"idlers saw EXISTS, latency median %.2f ms p99 %.2f "
+			"ms max %.2f ms\n", deliver_done ? "done" : "FAILED",
+			t_delivered > t_deliver ?
+			(t_delivered - t_deliver) / 1e3 : 0.0, notified,
+			watching, pct_ms(0.5), pct_ms(0.99), pct_ms(1.0));
+		printf("RESULT mode=idle-imap authenticated=%u failed=%u "
+		       "errors=%" PRIu64 " dropped=%" PRIu64 " watching=%u "
+		       "notified=%u p50_ms=%.3f p99_ms=%.3f max_ms=%.3f "
+		       "lmtp_ms=%.3f delivered=%d\n", ok, failed_final,
+		       errors, dropped, watching, notified, pct_ms(0.5),
+		       pct_ms(0.99), pct_ms(1.0), t_delivered > t_deliver ?
+		       (t_delivered - t_deliver) / 1e3 : 0.0,
+		       deliver_done ? 1 : 0);
+		return ok == opt.clients && dropped == 0 &&
+		       notified == watching && deliver_done ? 0 : 1;
+	}
 	printf("RESULT mode=idle-pop3 authenticated=%u failed=%u errors=%"
 	       PRIu64 " dropped=%" PRIu64 "\n", ok, failed_final, errors,
 	       dropped);
@@ -962,7 +1379,7 @@ int main(int argc, char **argv)
 	setup();
 	t_start = now_us();
 	t_end = t_start + (uint64_t)(opt.duration * 1e6);
-	if (opt.mode == MODE_IDLE)
+	if (IDLE_MODE)
 		return run_idle();
 	return run_load();
 }
