@@ -6,6 +6,7 @@
  * SIGTERM. It parses no network input. */
 #include "net/master.h"
 #include "net/limits.h"
+#include "net/tls.h"
 #include "net/worker.h"
 #include "auth/auth_server.h"
 #include "conf/config.h"
@@ -158,6 +159,36 @@ static void master_drop_privileges(struct master *m)
 		log_fatal("privileges could be regained after dropping");
 }
 
+/* In a new worker, still privileged: loads the certificate and key, then
+ * drops privileges. The master checked the files at start and reload, so
+ * a failure here (files changed since) leaves TLS off, logged. */
+static SSL_CTX *master_worker_tls(struct master *m)
+{
+	SSL_CTX *ctx = NULL;
+	const char *error;
+
+	if (m->set->tls_cert != NULL &&
+	    (ctx = tls_ctx_create(m->set, &error)) == NULL)
+		log_error("TLS disabled in this worker: %s", error);
+	master_drop_privileges(m);
+	return ctx;
+}
+
+/* Start-up and reload: refuses certificate or key files that don't load
+ * (STYLE.md section 4: a broken environment at start-up is fatal). */
+static int master_check_tls(const struct settings *set, const char **error_r)
+{
+	SSL_CTX *ctx;
+
+	if (set->tls_cert == NULL)
+		return 0;
+	ctx = tls_ctx_create(set, error_r);
+	if (ctx == NULL)
+		return -1;
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
 static void master_child_setup(struct master *m)
 {
 	/* A child must not outlive the master. */
@@ -225,9 +256,8 @@ static void master_spawn(struct master *m, struct child *c)
 			_exit(0);
 		}
 		close(m->auth_fd);
-		master_drop_privileges(m);
 		worker_main(m->set, m->fds, c->index, m->limits,
-			    (unsigned)c->row);
+			    (unsigned)c->row, master_worker_tls(m));
 	}
 	c->pid = pid;
 	c->started = time(NULL);
@@ -396,12 +426,19 @@ static void master_sighup_cb(evutil_socket_t fd, short what, void *ctx)
 {
 	struct master *m = ctx;
 	struct settings *set;
+	const char *tls_error;
 	char *error;
 
 	if (config_load(m->set->path, &set, &error) < 0) {
 		log_error("reload failed, keeping the running config: %s",
 			  error);
 		free(error);
+		return;
+	}
+	if (master_check_tls(set, &tls_error) < 0) {
+		log_error("reload failed, keeping the running config: %s",
+			  tls_error);
+		config_free(&set);
 		return;
 	}
 	if (!master_same_listeners(m->set, set) ||
@@ -454,6 +491,7 @@ static void master_resolve_user(struct master *m)
 int master_run(struct settings *set)
 {
 	struct master m = { .set = set, .auth_fd = -1 };
+	const char *tls_error;
 	struct event *evs[4];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -461,6 +499,8 @@ int master_run(struct settings *set)
 	log_set_level((enum log_level)set->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	master_resolve_user(&m);
+	if (master_check_tls(set, &tls_error) < 0)
+		log_fatal("%s: TLS: %s", set->path, tls_error);
 	master_bind(&m);
 	m.workers = set->workers ? set->workers :
 		(ncpu > 0 ? (unsigned)ncpu : 1);

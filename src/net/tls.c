@@ -11,8 +11,13 @@ static const char *tls_last_error(const char *what)
 	static char buf[256];
 	unsigned long e = ERR_get_error();
 
-	snprintf(buf, sizeof(buf), "%s: %s", what,
-		 e != 0 ? ERR_reason_error_string(e) : "unknown error");
+	char reason[200] = "unknown error";
+
+	/* ERR_error_string_n also names system errors (e.g. EACCES), which
+	 * ERR_reason_error_string leaves NULL. */
+	if (e != 0)
+		ERR_error_string_n(e, reason, sizeof(reason));
+	snprintf(buf, sizeof(buf), "%s: %s", what, reason);
 	ERR_clear_error();
 	return buf;
 }

@@ -168,11 +168,11 @@ static void worker_listen(struct worker *w, const int *fds)
 }
 
 void worker_main(const struct settings *set, const int *fds, int index,
-		 struct limits *limits, unsigned row)
+		 struct limits *limits, unsigned row, SSL_CTX *tls)
 {
-	struct worker w = { .set = set, .limits = limits, .row = row };
+	struct worker w = { .set = set, .limits = limits, .row = row,
+			    .tls = tls };
 	struct event *sig_term, *sig_int, *sig_usr1;
-	const char *error = NULL;
 	char tag[32], *auth_path;
 
 	snprintf(tag, sizeof(tag), "worker%d", index);
@@ -182,11 +182,6 @@ void worker_main(const struct settings *set, const int *fds, int index,
 	w.base = event_base_new();
 	if (w.base == NULL)
 		log_fatal("event_base_new failed");
-	if (set->tls_cert != NULL) {
-		w.tls = tls_ctx_create(set, &error);
-		if (w.tls == NULL)
-			log_error("TLS disabled: %s", error);
-	}
 	worker_listen(&w, fds);
 	sig_term = evsignal_new(w.base, SIGTERM, worker_signal_cb, &w);
 	sig_int = evsignal_new(w.base, SIGINT, worker_signal_cb, &w);

@@ -3,15 +3,19 @@
 #ifndef HERON_WORKER_H
 #define HERON_WORKER_H
 
+#include <openssl/ssl.h>
+
 struct limits;
 struct settings;
 
 /* Runs until SIGTERM (close everything now) or SIGUSR1 (stop accepting,
  * exit when the last session ends: used for reloads). fds[i] is the
  * listening socket of set->listeners[i]; row is this worker's row in the
- * shared connection counters. Never returns. */
+ * shared connection counters; tls (NULL = no TLS) was loaded before the
+ * privileges were dropped, so keys may stay readable by root only. Never
+ * returns. */
 void worker_main(const struct settings *set, const int *fds, int index,
-		 struct limits *limits, unsigned row)
+		 struct limits *limits, unsigned row, SSL_CTX *tls)
 	__attribute__((noreturn));
 
 #endif
