@@ -120,6 +120,19 @@ def test_check_config_errors(heron, line):
     assert re.search(r"(^|\s|/)bad\.conf:3: \S", out), out
 
 
+def test_serve_refuses_unloadable_tls_key(heron):
+    # A TLS listener whose key can't be loaded must not start half-working.
+    # Appended: the last value of a key wins. The check comes before any
+    # port is bound (the fixture's daemon holds them).
+    n = len(open(heron.conf).read().splitlines())
+    path = _bad_config(heron, "tls_key = %s/missing-key.pem" % heron.dir,
+                       at=n + 1)
+    r = heron.run_cli(["serve", "-c", path], timeout=20)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode != 0
+    assert "missing-key.pem" in out and "TLS" in out, out
+
+
 def test_serve_refuses_bad_config(heron):
     path = _bad_config(heron, "no_such_key = 1", at=2)
     r = heron.run_cli(["serve", "-c", path], timeout=20)
