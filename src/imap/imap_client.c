@@ -26,13 +26,14 @@
  * logged-in autologout timer, at least 30 minutes). */
 #define IMAP_PRELOGIN_IDLE_SECS 180
 
-/* Every session with a selected mailbox that has a watch, for routing
- * inotify events; a worker process has one list. */
+/* Sessions by watch id (the selected mailbox's inotify watch), for
+ * routing change events; a worker process has one table. */
 struct imap_watcher {
 	struct imap_client *client;
 	struct imap_watcher *next;
 };
-static struct imap_watcher *imap_watchers;
+static struct imap_watcher **imap_watchers;	/* [watch id] -> list */
+static int imap_watchers_cap;
 static struct event *imap_watch_event;
 
 static void imap_client_input(struct imap_client *client);
@@ -258,7 +259,10 @@ void imap_client_sync(struct imap_client *client, bool allow_expunges)
 	if (!allow_expunges)
 		return;
 	client->mailbox_changed = false;
-	if (store_mailbox_sync_changes(client->mb, &ch, &error) < 0) {
+	if ((client->index_is_fresh ?
+	     store_mailbox_refresh_changes(client->mb, &ch, &error) :
+	     store_mailbox_sync_changes(client->mb, &ch, &error)) < 0) {
+		client->index_is_fresh = false;
 		if (errno == ENOENT) {
 			/* RFC 2180 3.3: another session deleted it. */
 			imap_client_untagged(client, "BYE Selected mailbox "
@@ -272,6 +276,7 @@ void imap_client_sync(struct imap_client *client, bool allow_expunges)
 			  client->user, client->mailbox_name, error);
 		return;
 	}
+	client->index_is_fresh = false;
 	if (ch.uidvalidity_changed) {
 		imap_client_untagged(client, "BYE [UIDVALIDITY] Mailbox was "
 				     "recreated");
@@ -339,14 +344,26 @@ int imap_client_seqset(struct imap_client *client, const struct imap_arg *arg,
 	return 0;
 }
 
+/* One change of a watched folder: the directory is read once for the
+ * whole process, then every session on it refreshes its view from the
+ * index alone (thousands of IDLE sessions on one mailbox cost one scan). */
 static void imap_watch_changed(int id, void *ctx)
 {
-	for (struct imap_watcher *w = imap_watchers; w != NULL; w = w->next) {
+	struct imap_watcher *w;
+	const char *error;
+
+	if (id < 0 || id >= imap_watchers_cap || imap_watchers[id] == NULL)
+		return;
+	if (store_mailbox_sync_index(imap_watchers[id]->client->mb,
+				     &error) < 0) {
+		/* Each session syncs (and reports) on its own then. */
+		log_debug("imap sync_index failed: %s", error);
+	}
+	for (w = imap_watchers[id]; w != NULL; w = w->next) {
 		struct imap_client *client = w->client;
 
-		if (client->watch_id != id)
-			continue;
 		client->mailbox_changed = true;
+		client->index_is_fresh = true;
 		if (client->is_idling && client->cmd != NULL)
 			imap_cmd_wake(client->cmd);
 	}
@@ -363,7 +380,10 @@ static void imap_watch_cb(evutil_socket_t fd, short what, void *ctx)
 void imap_client_watch_start(struct imap_client *client)
 {
 	struct imap_watcher *w;
+	int id = client->watch_id;
 
+	if (id < 0)
+		return;
 	if (imap_watch_event == NULL && store_watch_fd() >= 0) {
 		imap_watch_event = event_new(conn_event_base(client->conn),
 					     store_watch_fd(),
@@ -371,25 +391,42 @@ void imap_client_watch_start(struct imap_client *client)
 					     imap_watch_cb, NULL);
 		event_add(imap_watch_event, NULL);
 	}
+	if (id >= imap_watchers_cap) {
+		int cap = imap_watchers_cap == 0 ? 64 : imap_watchers_cap;
+
+		while (cap <= id)
+			cap *= 2;
+		imap_watchers = xreallocarray(imap_watchers, (size_t)cap,
+					      sizeof(*imap_watchers));
+		memset(imap_watchers + imap_watchers_cap, 0,
+		       (size_t)(cap - imap_watchers_cap) *
+		       sizeof(*imap_watchers));
+		imap_watchers_cap = cap;
+	}
 	w = xcalloc(1, sizeof(*w));
 	w->client = client;
-	w->next = imap_watchers;
-	imap_watchers = w;
+	w->next = imap_watchers[id];
+	imap_watchers[id] = w;
 }
 
 static void imap_client_watch_stop(struct imap_client *client)
 {
-	for (struct imap_watcher **p = &imap_watchers; *p != NULL;
-	     p = &(*p)->next) {
-		if ((*p)->client == client) {
-			struct imap_watcher *w = *p;
-			*p = w->next;
-			free(w);
-			break;
+	int id = client->watch_id;
+
+	if (id < 0)
+		return;
+	if (id < imap_watchers_cap) {
+		for (struct imap_watcher **p = &imap_watchers[id]; *p != NULL;
+		     p = &(*p)->next) {
+			if ((*p)->client == client) {
+				struct imap_watcher *w = *p;
+				*p = w->next;
+				free(w);
+				break;
+			}
 		}
 	}
-	if (client->watch_id >= 0)
-		store_watch_remove(client->watch_id);
+	store_watch_remove(id);
 	client->watch_id = -1;
 }
 

@@ -89,6 +89,9 @@ struct imap_client {
 	bool is_readonly;		/* EXAMINE */
 	int watch_id;			/* store_watch_add, -1 if none */
 	bool mailbox_changed;		/* watch fired since the last sync */
+	/* The process synced the folder's index since that event: the
+	 * next sync may trust the index without reading directories. */
+	bool index_is_fresh;
 	uint32_t exists_sent;		/* last EXISTS reported */
 	uint32_t recent_sent;
 	/* UIDs this session holds \Recent for (RFC 3501 2.3.2). */

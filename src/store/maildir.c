@@ -507,6 +507,26 @@ int store_mailbox_sync_changes(struct store_mailbox *mb,
 	return 0;
 }
 
+int store_mailbox_sync_index(struct store_mailbox *mb, const char **error_r)
+{
+	if (store_sync(mb, false) < 0) {
+		*error_r = mb->error;
+		return -1;
+	}
+	return 0;
+}
+
+int store_mailbox_refresh_changes(struct store_mailbox *mb,
+				  struct store_changes *changes,
+				  const char **error_r)
+{
+	if (store_sync_run(mb, true, true, changes) < 0) {
+		*error_r = mb->error;
+		return -1;
+	}
+	return 0;
+}
+
 void store_changes_free(struct store_changes *changes)
 {
 	free(changes->expunged_uids);

@@ -228,6 +228,16 @@ int store_mailbox_sync(struct store_mailbox *mb, const char **error_r);
 int store_mailbox_sync_changes(struct store_mailbox *mb,
 			       struct store_changes *changes,
 			       const char **error_r);
+/* Brings the index up to date with the directories, leaving this view
+ * as it is (its changes come with the next sync or refresh). */
+int store_mailbox_sync_index(struct store_mailbox *mb, const char **error_r);
+/* Like store_mailbox_sync_changes, but trusting the index instead of
+ * looking at new/ and cur/:
+ * for the other views of a folder that this process has just synced
+ * (one inotify event, many IDLE sessions on one mailbox). */
+int store_mailbox_refresh_changes(struct store_mailbox *mb,
+				  struct store_changes *changes,
+				  const char **error_r);
 void store_changes_free(struct store_changes *changes);
 /* The view's HIGHESTMODSEQ (RFC 7162): of the record it was built from,
  * advanced by this view's own flag changes. */

@@ -355,6 +355,10 @@ void store_flush_all(struct store_mailbox *mb);
 int store_sync(struct store_mailbox *mb, bool build_view);
 int store_sync_changes(struct store_mailbox *mb, bool build_view,
 		       struct store_changes *changes);
+/* store_sync_changes; with trust_index the directories are not looked at
+ * (the index record decides). */
+int store_sync_run(struct store_mailbox *mb, bool want_view,
+		   bool trust_index, struct store_changes *changes);
 /* The view's entry for uid, or NULL. */
 struct store_msg *store_view_find(struct store_mailbox *mb, uint32_t uid);
 /* Appends uidlist lines of new UIDs (rewrites the file when stale). */

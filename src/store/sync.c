@@ -44,6 +44,9 @@ struct sync_upd {
 struct sync_ctx {
 	struct store_mailbox *mb;
 	struct store_index *idx;
+	/* Refresh the view from the index without looking at the
+	 * directories (another view of this process just synced them). */
+	bool trust_index;
 	MDB_txn *txn;
 	struct scan_ent *ents;
 	size_t count, cap;
@@ -899,20 +902,22 @@ static int sync_fast(struct sync_ctx *ctx, bool want_view, int *rc_r)
 	int64_t ns[2];
 	int rc;
 
-	if (dir_mtimes(ctx->mb, ns) < 0) {
+	if (ctx->trust_index) {
+		ns[0] = ns[1] = 0;
+	} else if (dir_mtimes(ctx->mb, ns) < 0) {
 		*rc_r = -1;
 		return 1;
-	}
-	if (ns[0] == 0 || ns[1] == 0)
+	} else if (ns[0] == 0 || ns[1] == 0) {
 		return 0;
+	}
 	if ((rc = store_index_txn_begin(ctx->idx, MDB_RDONLY,
 					&ctx->txn)) != 0) {
 		*rc_r = rc;
 		return 1;
 	}
 	rc = index_get_mbox(ctx->idx, ctx->txn, ctx->mb->key, &ctx->rec);
-	if (rc == 0 && (ctx->rec.new_mtime_ns != ns[0] ||
-			ctx->rec.cur_mtime_ns != ns[1]))
+	if (rc == 0 && !ctx->trust_index &&
+	    (ctx->rec.new_mtime_ns != ns[0] || ctx->rec.cur_mtime_ns != ns[1]))
 		rc = MDB_NOTFOUND;
 	if (rc == 0 && want_view && !view_is_current(ctx->mb, &ctx->rec))
 		rc = build_view(ctx->mb, ctx->txn, &ctx->rec, ctx->changes);
@@ -952,12 +957,19 @@ static int sync_run(struct sync_ctx *ctx, bool want_view)
 int store_sync_changes(struct store_mailbox *mb, bool want_view,
 		       struct store_changes *changes)
 {
+	return store_sync_run(mb, want_view, false, changes);
+}
+
+int store_sync_run(struct store_mailbox *mb, bool want_view,
+		   bool trust_index, struct store_changes *changes)
+{
 	struct sync_ctx ctx;
 	int rc, err;
 
 	memset(&ctx, 0, sizeof(ctx));
 	if (changes != NULL)
 		memset(changes, 0, sizeof(*changes));
+	ctx.trust_index = trust_index;
 	ctx.mb = mb;
 	ctx.idx = mb->su->index;
 	ctx.changes = changes;
