@@ -7,9 +7,7 @@
  * Names: client spelling -> store spelling via imap_mailbox_name.h;
  * client->mailbox_name holds the store spelling. Not here: message-level
  * commands, the untagged updates of the selected mailbox (the session's
- * imap_client_sync). Limits: STATUS RECENT of a mailbox that is not the
- * selected one is 0 (store.h has no way to read \Recent without claiming
- * it). */
+ * imap_client_sync). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,32 +126,12 @@ static uint32_t select_first_unseen(struct imap_client *client)
 	return 0;
 }
 
-/* RFC 3501 2.3.2: a read-write SELECT takes \Recent for this session. */
+/* RFC 3501 2.3.2: a read-write SELECT takes \Recent for this session;
+ * returns how many messages of the view it holds. */
 static uint32_t select_claim_recent(struct imap_client *client)
 {
-	uint32_t first, next = store_mailbox_uidnext(client->mb), n = 0;
-	uint32_t count = imap_client_count(client);
-	const char *error;
-
-	if (client->is_readonly)
-		return 0;
-	if (store_mailbox_claim_recent(client->mb, &first, &error) < 0) {
-		log_warn("imap claim_recent user=%s mailbox=%s failed: %s",
-			 client->user, client->mailbox_name, error);
-		return 0;
-	}
-	if (first >= next)
-		return 0;
-	client->recent = xreallocarray(client->recent, client->recent_count + 1,
-				       sizeof(*client->recent));
-	client->recent[client->recent_count].first = first;
-	client->recent[client->recent_count].last = next - 1;
-	client->recent_count++;
-	for (uint32_t seq = 1; seq <= count; seq++) {
-		if (imap_client_msg(client, seq)->uid >= first)
-			n++;
-	}
-	return n;
+	imap_client_claim_recent(client);
+	return imap_client_count_recent(client);
 }
 
 static void select_send_list(struct imap_client *client)
@@ -594,7 +572,9 @@ static void status_count(struct imap_client *client, struct store_mailbox *mb,
 	for (uint32_t i = 0; i < count; i++) {
 		const struct store_msg *msg = store_mailbox_msg(mb, i);
 
-		if (is_selected && imap_client_is_recent(client, msg->uid))
+		/* Another mailbox: the messages no session has claimed. */
+		if (is_selected ? imap_client_is_recent(client, msg->uid) :
+		    msg->uid >= store_mailbox_first_recent_uid(mb))
 			sv->v[1]++;
 		if ((msg->flags & STORE_FLAG_SEEN) == 0)
 			sv->v[4]++;

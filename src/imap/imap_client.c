@@ -164,7 +164,7 @@ bool imap_client_is_recent(const struct imap_client *client, uint32_t uid)
 	return false;
 }
 
-static uint32_t imap_client_count_recent(const struct imap_client *client)
+uint32_t imap_client_count_recent(const struct imap_client *client)
 {
 	uint32_t n = 0, count = imap_client_count(client);
 
@@ -178,8 +178,7 @@ static uint32_t imap_client_count_recent(const struct imap_client *client)
 	return n;
 }
 
-/* Read-write sessions take \Recent for messages nobody has seen. */
-static void imap_client_claim_recent(struct imap_client *client)
+void imap_client_claim_recent(struct imap_client *client)
 {
 	uint32_t first, next = store_mailbox_uidnext(client->mb);
 	const char *error;

@@ -153,6 +153,11 @@ const struct store_msg *imap_client_msg(const struct imap_client *client,
 uint32_t imap_client_uid_to_seq(const struct imap_client *client,
 				uint32_t uid);
 bool imap_client_is_recent(const struct imap_client *client, uint32_t uid);
+/* Read-write sessions take \Recent for the view's messages that no
+ * session has claimed yet (RFC 3501 2.3.2); EXAMINE takes none. */
+void imap_client_claim_recent(struct imap_client *client);
+/* Messages of the view this session holds \Recent for. */
+uint32_t imap_client_count_recent(const struct imap_client *client);
 /* Parses a sequence set argument (also "$", RFC 5182) against the view:
  * with is_uid the numbers are UIDs. Fills *seqs_r with the matching
  * sequence numbers, ascending, no duplicates (caller frees). Returns 0, or

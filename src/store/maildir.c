@@ -545,6 +545,12 @@ uint32_t store_mailbox_uidvalidity(const struct store_mailbox *mb)
 	return mb->view_rec.uidvalidity;
 }
 
+uint32_t store_mailbox_first_recent_uid(const struct store_mailbox *mb)
+{
+	return mb->view_rec.first_recent_uid != 0 ?
+		mb->view_rec.first_recent_uid : 1;
+}
+
 uint32_t store_mailbox_uidnext(const struct store_mailbox *mb)
 {
 	return mb->view_rec.uidnext;

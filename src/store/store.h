@@ -327,6 +327,9 @@ int store_mailbox_keyword_index(struct store_mailbox *mb, const char *name,
  * first recent UID and atomically moves it to this view's UIDNEXT, so the
  * view's messages with UID >= *first_recent_uid_r are recent for this
  * session only. Call from read-write SELECT and later syncs of it. */
+/* The view's first UID that no session has claimed as \Recent (STATUS
+ * RECENT of a mailbox that is not selected). */
+uint32_t store_mailbox_first_recent_uid(const struct store_mailbox *mb);
 int store_mailbox_claim_recent(struct store_mailbox *mb,
 			       uint32_t *first_recent_uid_r,
 			       const char **error_r);
