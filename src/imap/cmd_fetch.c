@@ -1,0 +1,704 @@
+/* cmd_fetch.c: FETCH and UID FETCH (RFC 3501 6.4.5, 6.4.8, 7.4.2; RFC
+ * 9051; RFC 7162 MODSEQ and CHANGEDSINCE).
+ *
+ * Work is done in slices: at most FETCH_MSGS_PER_SLICE messages per call
+ * and nothing new while the output is over the high-water mark; the
+ * handler then returns IMAP_CMD_AGAIN and is resumed on drain. Message
+ * data (BODY[...], RFC822*) goes out as a literal whose size is known up
+ * front (the virtual size of the range after partial clipping); its
+ * bytes are read from the file FETCH_CHUNK_SIZE at a time, converted LF
+ * -> CRLF straight into the output buffer, so memory stays bounded
+ * whatever the message or mailbox size.
+ *
+ * The MIME tree is built per message when an item needs it (BODY,
+ * BODYSTRUCTURE, part sections: the whole file; ENVELOPE, HEADER, TEXT:
+ * only the header) and lives while that message's reply is written.
+ * TODO: keep message_part_serialize() blobs in the store's index so a
+ * second FETCH need not parse again (needs a store.h call).
+ *
+ * Expunged by another session (store_msg_open ENOENT): RFC 2180 4.1.3
+ * lets us leave the message out; like Dovecot we send no "* n FETCH" for
+ * it, fetch the others, and end with "NO [EXPUNGEISSUED]" (RFC 5530).
+ * A read error or a file that does not match its indexed size in the
+ * middle of a literal cannot be reported: the connection is closed.
+ *
+ * \Seen (RFC 3501 6.4.5): BODY[...] (not PEEK), RFC822 and RFC822.TEXT set
+ * it in read-write sessions, in batches of FETCH_SEEN_BATCH messages (one
+ * index transaction each) just before those messages are fetched; FLAGS
+ * (and MODSEQ with CONDSTORE) is then added to the message's reply. */
+#include "imap/imap_client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "imap/imap_bodystructure.h"
+#include "imap/imap_date.h"
+#include "imap/imap_envelope.h"
+#include "imap/imap_fetch.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "mail/message_parser.h"
+
+/* File bytes read per step; the converted output is at most twice that. */
+#define FETCH_CHUNK_SIZE (64 * 1024)
+/* Output buffers a streaming command owns (FETCH_CHUNK_SIZE * 2 each).
+ * They are handed to the output evbuffer by reference and come back when
+ * sent, so the hot path allocates nothing; the output is at most about
+ * CONN_OUTPUT_HIWAT + one chunk, so two are in flight at most. */
+#define FETCH_OUT_BUFS 3
+/* Messages begun per call before yielding to other sessions. */
+#define FETCH_MSGS_PER_SLICE 200
+/* Messages whose \Seen is set per index transaction. */
+#define FETCH_SEEN_BATCH 256
+/* A root header longer than this is parsed with the whole message. */
+#define FETCH_HEADER_MAX (1024 * 1024)
+/* HEADER.FIELDS reads at most this much of a header. */
+#define FETCH_FIELDS_HEADER_MAX (1024 * 1024)
+
+/* The output buffers; freed when the command and the output evbuffer
+ * have both let go of them (the session may end with data queued). */
+struct fetch_pool {
+	unsigned refs;		/* 1 for the command + buffers in flight */
+	bool is_busy[FETCH_OUT_BUFS];
+	unsigned char *bufs[FETCH_OUT_BUFS];
+};
+
+struct fetch_ctx {
+	struct imap_fetch_spec spec;
+	uint32_t *seqs;			/* the set, ascending */
+	size_t count, pos;		/* pos: next message to begin */
+	bool any_expunged, any_failed;
+	/* \Seen batches: seqs[..seen_until) were handled; seen_uids are
+	 * the UIDs of the current batch whose \Seen this FETCH set. */
+	size_t seen_until;
+	uint32_t seen_uids[FETCH_SEEN_BATCH];
+	size_t seen_count, seen_pos;
+
+	/* The message being written (in_msg). */
+	bool in_msg;
+	uint32_t seq;
+	size_t item;			/* next item to write */
+	bool add_flags;			/* this FETCH set \Seen */
+	int fd;
+	struct message_part *parts;
+	bool parts_full;		/* whole tree, not header only */
+
+	/* A literal being streamed (is_streaming). */
+	bool is_streaming;
+	struct imap_crlf crlf;
+	uint64_t phys_off, phys_left;
+	unsigned char *buf;		/* FETCH_CHUNK_SIZE */
+	struct fetch_pool *pool;	/* created at the first literal */
+};
+
+static void fetch_pool_unref(struct fetch_pool *pool)
+{
+	if (--pool->refs > 0)
+		return;
+	for (unsigned i = 0; i < FETCH_OUT_BUFS; i++)
+		free(pool->bufs[i]);
+	free(pool);
+}
+
+/* evbuffer_add_reference cleanup: the buffer's bytes were sent (or the
+ * connection's output was freed). */
+static void fetch_pool_release(const void *data, size_t len, void *extra)
+{
+	struct fetch_pool *pool = extra;
+
+	for (unsigned i = 0; i < FETCH_OUT_BUFS; i++) {
+		if (pool->bufs[i] == data)
+			pool->is_busy[i] = false;
+	}
+	fetch_pool_unref(pool);
+}
+
+/* A free output buffer, or -1 when all are in flight. */
+static int fetch_pool_get(struct fetch_ctx *ctx)
+{
+	struct fetch_pool *pool = ctx->pool;
+
+	if (pool == NULL) {
+		pool = ctx->pool = xcalloc(1, sizeof(*pool));
+		pool->refs = 1;
+	}
+	for (unsigned i = 0; i < FETCH_OUT_BUFS; i++) {
+		if (pool->is_busy[i])
+			continue;
+		if (pool->bufs[i] == NULL)
+			pool->bufs[i] = xmalloc(2 * FETCH_CHUNK_SIZE);
+		return (int)i;
+	}
+	return -1;
+}
+
+static void fetch_msg_end(struct fetch_ctx *ctx)
+{
+	if (ctx->fd >= 0)
+		close(ctx->fd);
+	ctx->fd = -1;
+	if (ctx->parts != NULL)
+		message_part_free(&ctx->parts);
+	ctx->in_msg = false;
+	ctx->is_streaming = false;
+}
+
+static void fetch_ctx_free(void *_ctx)
+{
+	struct fetch_ctx *ctx = _ctx;
+
+	fetch_msg_end(ctx);
+	imap_fetch_spec_free(&ctx->spec);
+	free(ctx->seqs);
+	free(ctx->buf);
+	if (ctx->pool != NULL)
+		fetch_pool_unref(ctx->pool);
+	free(ctx);
+}
+
+static const char *fetch_user(const struct imap_cmd *cmd)
+{
+	return cmd->client->user != NULL ? cmd->client->user : "";
+}
+
+/* pread() all of size bytes unless EOF; returns bytes read or -1. */
+static ssize_t fetch_pread(int fd, void *buf, size_t size, uint64_t off)
+{
+	size_t done = 0;
+	ssize_t r;
+
+	while (done < size) {
+		r = pread(fd, (char *)buf + done, size - done,
+			  (off_t)(off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+/* ---- parsing the message ---- */
+
+static int fetch_parse_full(struct fetch_ctx *ctx)
+{
+	struct message_parser *parser = message_parser_create(NULL);
+	uint64_t off = 0;
+	ssize_t r;
+
+	while ((r = fetch_pread(ctx->fd, ctx->buf, FETCH_CHUNK_SIZE,
+				off)) > 0) {
+		message_parser_feed(parser, ctx->buf, (size_t)r);
+		off += (uint64_t)r;
+	}
+	if (r < 0) {
+		message_parser_destroy(&parser);
+		return -1;
+	}
+	ctx->parts = message_parser_finish(&parser);
+	ctx->parts_full = true;
+	return 0;
+}
+
+/* Only the root header: ENVELOPE, HEADER and TEXT need no more. A header
+ * without an end within FETCH_HEADER_MAX gets the full parse. */
+static int fetch_parse_header(struct fetch_ctx *ctx)
+{
+	size_t cap = 16 * 1024, len = 0, hdr_len = 0;
+	char *buf = xmalloc(cap);
+	struct message_parser *parser;
+	ssize_t r;
+
+	for (;;) {
+		r = fetch_pread(ctx->fd, buf + len, cap - len, len);
+		if (r < 0) {
+			free(buf);
+			return -1;
+		}
+		len += (size_t)r;
+		hdr_len = imap_fetch_header_end(buf, len);
+		if (hdr_len > 0 || len < cap)
+			break;	/* found, or EOF: all of it is header */
+		if (cap >= FETCH_HEADER_MAX) {
+			free(buf);
+			return fetch_parse_full(ctx);
+		}
+		cap *= 2;
+		buf = xrealloc(buf, cap);
+	}
+	parser = message_parser_create(NULL);
+	message_parser_feed(parser, buf, hdr_len > 0 ? hdr_len : len);
+	ctx->parts = message_parser_finish(&parser);
+	ctx->parts_full = false;
+	free(buf);
+	return 0;
+}
+
+/* ---- \Seen ---- */
+
+static bool fetch_wanted(const struct fetch_ctx *ctx,
+			 const struct store_msg *msg)
+{
+	/* RFC 7162 3.1.4.1: only messages changed since. */
+	return !ctx->spec.has_changedsince ||
+		msg->modseq > ctx->spec.changedsince;
+}
+
+/* Sets \Seen on the next batch of messages that lack it. */
+static void fetch_seen_batch(struct imap_cmd *cmd, struct fetch_ctx *ctx)
+{
+	struct store_update_result results[FETCH_SEEN_BATCH];
+	uint32_t uids[FETCH_SEEN_BATCH];
+	struct imap_client *client = cmd->client;
+	size_t n = 0, end = ctx->pos + FETCH_SEEN_BATCH;
+	const char *error;
+
+	if (end > ctx->count)
+		end = ctx->count;
+	for (size_t i = ctx->pos; i < end; i++) {
+		const struct store_msg *msg = imap_client_msg(client,
+							      ctx->seqs[i]);
+		if ((msg->flags & STORE_FLAG_SEEN) == 0 &&
+		    fetch_wanted(ctx, msg))
+			uids[n++] = msg->uid;
+	}
+	ctx->seen_until = end;
+	ctx->seen_count = ctx->seen_pos = 0;
+	if (n == 0)
+		return;
+	if (store_msgs_update_flags(client->mb, uids, n, STORE_FLAGS_ADD,
+				    STORE_FLAG_SEEN, 0, 0, results,
+				    &error) < 0) {
+		log_error("imap fetch store_msgs_update_flags(%s, \\Seen) "
+			  "failed id=%llu user=%s: %s", client->mailbox_name,
+			  (unsigned long long)conn_id(client->conn),
+			  fetch_user(cmd), error);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (results[i].status == STORE_UPDATE_CHANGED)
+			ctx->seen_uids[ctx->seen_count++] = uids[i];
+	}
+}
+
+/* Did this FETCH set uid's \Seen? (UIDs come in ascending order.) */
+static bool fetch_seen_set(struct fetch_ctx *ctx, uint32_t uid)
+{
+	while (ctx->seen_pos < ctx->seen_count &&
+	       ctx->seen_uids[ctx->seen_pos] < uid)
+		ctx->seen_pos++;
+	return ctx->seen_pos < ctx->seen_count &&
+		ctx->seen_uids[ctx->seen_pos] == uid;
+}
+
+/* ---- one message ---- */
+
+/* Opens and parses what the items need. Returns 1 ready, 0 skip the
+ * message (expunged or failed: noted in ctx). */
+static int fetch_msg_prepare(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+			     const struct store_msg *msg)
+{
+	struct imap_client *client = cmd->client;
+	unsigned needs = ctx->spec.needs;
+	const char *error;
+	int ret = 0;
+
+	if ((needs & IMAP_FETCH_NEED_FILE) == 0)
+		return 1;
+	ctx->fd = store_msg_open(client->mb, msg, &error);
+	if (ctx->fd < 0) {
+		if (errno == ENOENT) {
+			ctx->any_expunged = true;
+			return 0;
+		}
+		log_error("imap fetch store_msg_open(%s, uid=%u) failed "
+			  "id=%llu user=%s: %s", client->mailbox_name,
+			  msg->uid, (unsigned long long)conn_id(client->conn),
+			  fetch_user(cmd), error);
+		ctx->any_failed = true;
+		return 0;
+	}
+	if (needs & IMAP_FETCH_NEED_PARTS)
+		ret = fetch_parse_full(ctx);
+	else if (needs & IMAP_FETCH_NEED_HEADER)
+		ret = fetch_parse_header(ctx);
+	if (ret < 0) {
+		log_error("imap fetch read(%s, uid=%u) failed id=%llu "
+			  "user=%s: %s", client->mailbox_name, msg->uid,
+			  (unsigned long long)conn_id(client->conn),
+			  fetch_user(cmd), strerror(errno));
+		ctx->any_failed = true;
+		fetch_msg_end(ctx);
+		return 0;
+	}
+	return 1;
+}
+
+/* Begins seqs[pos]: \Seen, file, parse, "* n FETCH (". */
+static void fetch_msg_begin(struct imap_cmd *cmd, struct fetch_ctx *ctx)
+{
+	struct imap_client *client = cmd->client;
+	const struct store_msg *msg;
+
+	if ((ctx->spec.needs & IMAP_FETCH_SETS_SEEN) && !client->is_readonly &&
+	    ctx->pos >= ctx->seen_until)
+		fetch_seen_batch(cmd, ctx);
+	ctx->seq = ctx->seqs[ctx->pos++];
+	msg = imap_client_msg(client, ctx->seq);
+	if (!fetch_wanted(ctx, msg) || fetch_msg_prepare(cmd, ctx, msg) == 0)
+		return;
+	ctx->add_flags = (ctx->spec.needs & IMAP_FETCH_SETS_SEEN) &&
+		fetch_seen_set(ctx, msg->uid);
+	ctx->in_msg = true;
+	ctx->item = 0;
+	evbuffer_add_printf(imap_client_output(client), "* %u FETCH (",
+			    ctx->seq);
+}
+
+/* The range of a section item; -1 when the section does not exist. */
+static int fetch_item_range(const struct fetch_ctx *ctx,
+			    const struct imap_fetch_item *item,
+			    const struct store_msg *msg,
+			    struct imap_section_range *r)
+{
+	const struct message_part *root = ctx->parts;
+
+	if (item->path_len == 0 && item->kind == IMAP_SECTION_NONE) {
+		r->offset = 0;
+		r->physical_size = msg->size;
+		r->virtual_size = msg->vsize;
+		return 0;
+	}
+	if (item->path_len == 0 && item->kind == IMAP_SECTION_TEXT &&
+	    !ctx->parts_full) {
+		/* Only the header was parsed: the rest is the text. */
+		r->offset = root->header.physical;
+		r->physical_size = msg->size - root->header.physical;
+		r->virtual_size = msg->vsize - root->header.virtual_size;
+		return 0;
+	}
+	return imap_section_lookup(root, item->path, item->path_len,
+				   item->kind, r);
+}
+
+/* HEADER.FIELDS[.NOT]: filtered in memory, then sent as a literal. */
+static int fetch_write_fields(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+			      const struct imap_fetch_item *item,
+			      const struct imap_section_range *r)
+{
+	struct evbuffer *out = imap_client_output(cmd->client);
+	struct evbuffer *tmp = evbuffer_new();
+	size_t len = r->physical_size < FETCH_FIELDS_HEADER_MAX ?
+		(size_t)r->physical_size : FETCH_FIELDS_HEADER_MAX;
+	char *hdr = xmalloc(len + 1);
+	uint64_t skip, count;
+	ssize_t got;
+
+	got = fetch_pread(ctx->fd, hdr, len, r->offset);
+	if (got < 0) {
+		free(hdr);
+		evbuffer_free(tmp);
+		return -1;
+	}
+	imap_header_fields_write(tmp, hdr, (size_t)got,
+				 (const char *const *)item->fields,
+				 item->fields_count, item->kind ==
+				 IMAP_SECTION_HEADER_FIELDS_NOT);
+	free(hdr);
+	imap_fetch_partial_clip(item, evbuffer_get_length(tmp), &skip, &count);
+	evbuffer_drain(tmp, (size_t)skip);
+	if (count == 0) {
+		evbuffer_add(out, " \"\"", 3);
+	} else {
+		evbuffer_add_printf(out, " {%llu}\r\n",
+				    (unsigned long long)count);
+		evbuffer_remove_buffer(tmp, out, (size_t)count);
+	}
+	evbuffer_free(tmp);
+	return 0;
+}
+
+/* A section item: " {n}\r\n" and starts streaming the range, or writes
+ * the empty string. Returns 0 or -1 (read error). */
+static int fetch_write_section(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+			       const struct imap_fetch_item *item,
+			       const struct store_msg *msg)
+{
+	struct evbuffer *out = imap_client_output(cmd->client);
+	struct imap_section_range r;
+	uint64_t skip, count;
+
+	evbuffer_add(out, item->label, strlen(item->label));
+	if (fetch_item_range(ctx, item, msg, &r) < 0) {
+		/* Like Dovecot: a missing section is an empty string. */
+		evbuffer_add(out, " \"\"", 3);
+		return 0;
+	}
+	if (item->kind == IMAP_SECTION_HEADER_FIELDS ||
+	    item->kind == IMAP_SECTION_HEADER_FIELDS_NOT)
+		return fetch_write_fields(cmd, ctx, item, &r);
+	imap_fetch_partial_clip(item, r.virtual_size, &skip, &count);
+	if (count == 0) {
+		evbuffer_add(out, " \"\"", 3);
+		return 0;
+	}
+	evbuffer_add_printf(out, " {%llu}\r\n", (unsigned long long)count);
+	imap_crlf_init(&ctx->crlf, skip, count);
+	ctx->phys_off = r.offset;
+	ctx->phys_left = r.physical_size;
+	ctx->is_streaming = true;
+	return 0;
+}
+
+static void fetch_write_simple(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+			       const struct imap_fetch_item *item,
+			       const struct store_msg *msg)
+{
+	struct imap_client *client = cmd->client;
+	struct evbuffer *out = imap_client_output(client);
+	char date[IMAP_DATETIME_MAX];
+	size_t len;
+
+	switch (item->type) {
+	case IMAP_FETCH_UID:
+		evbuffer_add_printf(out, "UID %u", msg->uid);
+		break;
+	case IMAP_FETCH_FLAGS:
+		evbuffer_add(out, "FLAGS (", 7);
+		imap_client_append_flags(client, out, msg);
+		evbuffer_add(out, ")", 1);
+		break;
+	case IMAP_FETCH_INTERNALDATE:
+		/* The store keeps no zone: shown in UTC. */
+		len = imap_datetime_format(msg->internal_date, 0, date);
+		evbuffer_add_printf(out, "INTERNALDATE \"%.*s\"", (int)len,
+				    date);
+		break;
+	case IMAP_FETCH_RFC822_SIZE:
+		evbuffer_add_printf(out, "RFC822.SIZE %llu",
+				    (unsigned long long)msg->vsize);
+		break;
+	case IMAP_FETCH_MODSEQ:
+		evbuffer_add_printf(out, "MODSEQ (%llu)",
+				    (unsigned long long)msg->modseq);
+		break;
+	case IMAP_FETCH_ENVELOPE:
+		evbuffer_add(out, "ENVELOPE ", 9);
+		imap_envelope_write(out, ctx->parts);
+		break;
+	case IMAP_FETCH_BODY:
+	case IMAP_FETCH_BODYSTRUCTURE:
+		evbuffer_add_printf(out, "%s ", item->label);
+		imap_bodystructure_write(out, ctx->parts, item->type ==
+					 IMAP_FETCH_BODYSTRUCTURE);
+		break;
+	default:
+		log_fatal("imap fetch: item type %d is not simple",
+			  (int)item->type);
+	}
+}
+
+/* Streams the current literal while the output has room. Returns 1 done,
+ * 0 output full, -1 read error or size mismatch. */
+static int fetch_stream(struct imap_cmd *cmd, struct fetch_ctx *ctx)
+{
+	struct evbuffer *out = imap_client_output(cmd->client);
+	struct fetch_pool *pool;
+	size_t want, len;
+	ssize_t r;
+	int i;
+
+	while (!imap_crlf_is_done(&ctx->crlf)) {
+		if (imap_client_output_full(cmd->client) ||
+		    (i = fetch_pool_get(ctx)) < 0)
+			return 0;	/* resumed on drain */
+		pool = ctx->pool;
+		want = ctx->phys_left < FETCH_CHUNK_SIZE ?
+			(size_t)ctx->phys_left : FETCH_CHUNK_SIZE;
+		if (want == 0)
+			return -1;	/* file shorter than indexed */
+		r = fetch_pread(ctx->fd, ctx->buf, want, ctx->phys_off);
+		if (r <= 0)
+			return -1;
+		ctx->phys_off += (uint64_t)r;
+		ctx->phys_left -= (uint64_t)r;
+		len = imap_crlf_convert(&ctx->crlf, ctx->buf, (size_t)r,
+					pool->bufs[i]);
+		if (len == 0)
+			continue;	/* all skipped (partial start) */
+		pool->is_busy[i] = true;
+		pool->refs++;
+		if (evbuffer_add_reference(out, pool->bufs[i], len,
+					   fetch_pool_release, pool) < 0)
+			log_fatal("imap fetch: evbuffer_add_reference failed");
+	}
+	ctx->is_streaming = false;
+	return 1;
+}
+
+/* The literal can't be finished: the client would misparse anything we
+ * send, so the session ends. */
+static void fetch_abort_session(struct imap_cmd *cmd, struct fetch_ctx *ctx)
+{
+	struct imap_client *client = cmd->client;
+	const struct store_msg *msg = imap_client_msg(client, ctx->seq);
+
+	log_error("imap fetch of %s uid=%u failed id=%llu user=%s: "
+		  "read error or file size differs from the index",
+		  client->mailbox_name, msg->uid,
+		  (unsigned long long)conn_id(client->conn), fetch_user(cmd));
+	client->state = IMAP_STATE_LOGOUT;
+	conn_close_after_flush(client->conn, "fetch failed");
+}
+
+/* After the items: FLAGS/MODSEQ changed by our \Seen, and ")". */
+static void fetch_msg_close(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+			    const struct store_msg *msg)
+{
+	struct imap_client *client = cmd->client;
+	struct evbuffer *out = imap_client_output(client);
+	bool has_flags = false;
+
+	for (size_t i = 0; i < ctx->spec.count; i++)
+		has_flags |= ctx->spec.items[i].type == IMAP_FETCH_FLAGS;
+	/* RFC 3501 6.4.5: flags changed by FETCH SHOULD be included;
+	 * RFC 7162 3.2: with CONDSTORE so is the new MODSEQ. */
+	if (ctx->add_flags && !has_flags) {
+		evbuffer_add(out, " FLAGS (", 8);
+		imap_client_append_flags(client, out, msg);
+		evbuffer_add(out, ")", 1);
+	}
+	if (ctx->add_flags && !ctx->spec.has_modseq &&
+	    (client->enabled & IMAP_ENABLED_CONDSTORE))
+		evbuffer_add_printf(out, " MODSEQ (%llu)",
+				    (unsigned long long)msg->modseq);
+	evbuffer_add(out, ")\r\n", 3);
+}
+
+/* Writes the current message's items from ctx->item on. Returns 1 when
+ * the message is complete, 0 when the output is full, -1 when the
+ * session must end. */
+static int fetch_msg_items(struct imap_cmd *cmd, struct fetch_ctx *ctx)
+{
+	struct evbuffer *out = imap_client_output(cmd->client);
+	const struct store_msg *msg = imap_client_msg(cmd->client, ctx->seq);
+	const struct imap_fetch_item *item;
+	int ret;
+
+	for (;;) {
+		if (ctx->is_streaming) {
+			if ((ret = fetch_stream(cmd, ctx)) <= 0)
+				return ret;
+		}
+		if (ctx->item == ctx->spec.count)
+			break;
+		if (imap_client_output_full(cmd->client))
+			return 0;
+		item = &ctx->spec.items[ctx->item];
+		if (ctx->item++ > 0)
+			evbuffer_add(out, " ", 1);
+		if (item->type < IMAP_FETCH_RFC822)
+			fetch_write_simple(cmd, ctx, item, msg);
+		else if (fetch_write_section(cmd, ctx, item, msg) < 0)
+			return -1;
+	}
+	fetch_msg_close(cmd, ctx, msg);
+	return 1;
+}
+
+static void fetch_finish(struct imap_cmd *cmd, struct fetch_ctx *ctx)
+{
+	if (ctx->any_failed)
+		imap_cmd_no(cmd, "[SERVERBUG] Internal error fetching some "
+			    "messages");
+	else if (ctx->any_expunged)
+		/* RFC 5530 3, RFC 2180 4.1.3 */
+		imap_cmd_no(cmd, "[EXPUNGEISSUED] Some of the requested "
+			    "messages no longer exist");
+	else
+		imap_cmd_ok(cmd, "Fetch completed.");
+}
+
+static int fetch_continue(struct imap_cmd *cmd)
+{
+	struct fetch_ctx *ctx = cmd->ctx;
+	unsigned begun = 0;
+	int ret;
+
+	for (;;) {
+		if (ctx->in_msg) {
+			ret = fetch_msg_items(cmd, ctx);
+			if (ret == 0)
+				return IMAP_CMD_AGAIN;	/* resumed on drain */
+			if (ret < 0) {
+				fetch_abort_session(cmd, ctx);
+				return IMAP_CMD_DONE;
+			}
+			fetch_msg_end(ctx);
+			continue;
+		}
+		if (ctx->pos == ctx->count)
+			break;
+		if (imap_client_output_full(cmd->client))
+			return IMAP_CMD_AGAIN;
+		if (begun++ == FETCH_MSGS_PER_SLICE) {
+			/* Let other sessions run: resumed on drain, or with
+			 * nothing queued, by the wake-up. */
+			if (evbuffer_get_length(
+				imap_client_output(cmd->client)) == 0)
+				imap_cmd_wake(cmd);
+			return IMAP_CMD_AGAIN;
+		}
+		fetch_msg_begin(cmd, ctx);
+	}
+	fetch_finish(cmd, ctx);
+	return IMAP_CMD_DONE;
+}
+
+/* RFC 7162 3.1: FETCH MODSEQ / CHANGEDSINCE enable CONDSTORE; the first
+ * such command reports HIGHESTMODSEQ. */
+static void fetch_enable_condstore(struct imap_client *client)
+{
+	if ((client->enabled & IMAP_ENABLED_CONDSTORE) != 0)
+		return;
+	client->enabled |= IMAP_ENABLED_CONDSTORE;
+	imap_client_untagged(client, "OK [HIGHESTMODSEQ %llu] Highest",
+		(unsigned long long)store_mailbox_highestmodseq(client->mb));
+}
+
+int cmd_fetch(struct imap_cmd *cmd)
+{
+	struct fetch_ctx *ctx = xcalloc(1, sizeof(*ctx));
+	const char *error;
+
+	ctx->fd = -1;
+	cmd->ctx = ctx;
+	cmd->ctx_free = fetch_ctx_free;
+	if (cmd->args_count < 2) {
+		imap_cmd_bad(cmd, "FETCH needs a sequence set and items");
+		return IMAP_CMD_DONE;
+	}
+	if (imap_fetch_parse(cmd->args + 1, cmd->args_count - 1, cmd->uid,
+			     &ctx->spec, &error) < 0) {
+		imap_cmd_bad(cmd, "%s", error);
+		return IMAP_CMD_DONE;
+	}
+	if (imap_client_seqset(cmd->client, &cmd->args[0], cmd->uid,
+			       &ctx->seqs, &ctx->count, &error) < 0) {
+		imap_cmd_bad(cmd, "%s", error);
+		return IMAP_CMD_DONE;
+	}
+	if (ctx->spec.needs & IMAP_FETCH_NEED_FILE)
+		ctx->buf = xmalloc(FETCH_CHUNK_SIZE);
+	if (ctx->spec.has_modseq)
+		fetch_enable_condstore(cmd->client);
+	cmd->resume = fetch_continue;
+	return fetch_continue(cmd);
+}

@@ -1,0 +1,561 @@
+/* imap_fetch.c: fetch-att parsing (RFC 3501 6.4.5 / 9 "fetch-att", RFC
+ * 7162 3.1.4 CHANGEDSINCE) and the LF -> CRLF range converter used to
+ * stream BODY[...] (see imap_fetch.h). BINARY[] (RFC 3516) is not
+ * implemented: it is refused as an unknown item. */
+#include "imap/imap_fetch.h"
+
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "imap/imap_quote.h"
+#include "lib/strnum.h"
+#include "lib/xmalloc.h"
+
+/* RFC 3501 section 9: number = 32-bit unsigned; RFC 7162: modseq is a
+ * 63-bit value. */
+#define FETCH_NUMBER_MAX UINT64_C(4294967295)
+#define FETCH_MODSEQ_MAX UINT64_C(9223372036854775807)
+
+struct fetch_simple {
+	const char *name;
+	enum imap_fetch_type type;
+	unsigned needs;
+};
+
+static const struct fetch_simple fetch_simple_atts[] = {
+	{ "UID", IMAP_FETCH_UID, 0 },
+	{ "FLAGS", IMAP_FETCH_FLAGS, 0 },
+	{ "INTERNALDATE", IMAP_FETCH_INTERNALDATE, 0 },
+	{ "RFC822.SIZE", IMAP_FETCH_RFC822_SIZE, 0 },
+	{ "MODSEQ", IMAP_FETCH_MODSEQ, 0 },
+	{ "ENVELOPE", IMAP_FETCH_ENVELOPE,
+	  IMAP_FETCH_NEED_FILE | IMAP_FETCH_NEED_HEADER },
+	{ "BODY", IMAP_FETCH_BODY,
+	  IMAP_FETCH_NEED_FILE | IMAP_FETCH_NEED_PARTS },
+	{ "BODYSTRUCTURE", IMAP_FETCH_BODYSTRUCTURE,
+	  IMAP_FETCH_NEED_FILE | IMAP_FETCH_NEED_PARTS },
+	/* RFC 3501 6.4.5: RFC822 = BODY[], RFC822.HEADER = BODY.PEEK[HEADER],
+	 * RFC822.TEXT = BODY[TEXT]; the reply keeps the old names. */
+	{ "RFC822", IMAP_FETCH_RFC822,
+	  IMAP_FETCH_NEED_FILE | IMAP_FETCH_SETS_SEEN },
+	{ "RFC822.HEADER", IMAP_FETCH_RFC822_HEADER,
+	  IMAP_FETCH_NEED_FILE | IMAP_FETCH_NEED_HEADER },
+	{ "RFC822.TEXT", IMAP_FETCH_RFC822_TEXT,
+	  IMAP_FETCH_NEED_FILE | IMAP_FETCH_NEED_HEADER |
+	  IMAP_FETCH_SETS_SEEN },
+};
+
+/* RFC 3501 6.4.5 macros; only alone, never inside a list. */
+static const char *const fetch_macro_all[] = {
+	"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", NULL
+};
+static const char *const fetch_macro_fast[] = {
+	"FLAGS", "INTERNALDATE", "RFC822.SIZE", NULL
+};
+static const char *const fetch_macro_full[] = {
+	"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY", NULL
+};
+
+static char *fetch_buf_take(struct evbuffer *buf)
+{
+	size_t len = evbuffer_get_length(buf);
+	char *str = xmalloc(len + 1);
+
+	evbuffer_remove(buf, str, len);
+	str[len] = '\0';
+	evbuffer_free(buf);
+	return str;
+}
+
+static bool fetch_has_type(const struct imap_fetch_spec *spec,
+			   enum imap_fetch_type type)
+{
+	for (size_t i = 0; i < spec->count; i++) {
+		if (spec->items[i].type == type)
+			return true;
+	}
+	return false;
+}
+
+static struct imap_fetch_item *fetch_new_item(struct imap_fetch_spec *spec,
+					      const char **error_r)
+{
+	struct imap_fetch_item *item;
+
+	if (spec->count == IMAP_FETCH_ITEMS_MAX) {
+		*error_r = "Too many FETCH items";
+		return NULL;
+	}
+	spec->items = xreallocarray(spec->items, spec->count + 1,
+				    sizeof(*spec->items));
+	item = &spec->items[spec->count++];
+	memset(item, 0, sizeof(*item));
+	return item;
+}
+
+/* Adds a simple item (no section) by name. Returns 1 added, 0 not a
+ * simple item name, -1 error. */
+static int fetch_add_simple(struct imap_fetch_spec *spec, const char *name,
+			    const char **error_r)
+{
+	const struct fetch_simple *s = NULL;
+	struct imap_fetch_item *item;
+
+	for (size_t i = 0; i < sizeof(fetch_simple_atts) /
+	     sizeof(fetch_simple_atts[0]); i++) {
+		if (strcasecmp(name, fetch_simple_atts[i].name) == 0)
+			s = &fetch_simple_atts[i];
+	}
+	if (s == NULL)
+		return 0;
+	/* Items without data of their own are sent once. */
+	if ((s->type == IMAP_FETCH_UID || s->type == IMAP_FETCH_FLAGS ||
+	     s->type == IMAP_FETCH_MODSEQ) && fetch_has_type(spec, s->type))
+		return 1;
+	if ((item = fetch_new_item(spec, error_r)) == NULL)
+		return -1;
+	item->type = s->type;
+	item->needs = s->needs;
+	item->label = xstrdup(s->name);
+	if (s->type == IMAP_FETCH_RFC822_HEADER)
+		item->kind = IMAP_SECTION_HEADER;
+	else if (s->type == IMAP_FETCH_RFC822_TEXT)
+		item->kind = IMAP_SECTION_TEXT;
+	spec->needs |= s->needs;
+	return 1;
+}
+
+/* "<start.length>" (RFC 3501 9: "<" number "." nz-number ">"). */
+static int fetch_parse_partial(struct imap_fetch_item *item, const char *s,
+			       const char **error_r)
+{
+	const char *dot, *end;
+
+	if (*s == '\0')
+		return 0;
+	dot = strchr(s, '.');
+	end = s + strlen(s) - 1;
+	if (*s != '<' || *end != '>' || dot == NULL || dot > end ||
+	    str_to_u64(s + 1, (size_t)(dot - s - 1), FETCH_NUMBER_MAX,
+		       &item->partial_start) < 0 ||
+	    str_to_u64(dot + 1, (size_t)(end - dot - 1), FETCH_NUMBER_MAX,
+		       &item->partial_len) < 0 || item->partial_len == 0) {
+		*error_r = "Invalid partial range in FETCH BODY[]";
+		return -1;
+	}
+	item->has_partial = true;
+	return 0;
+}
+
+/* RFC 5322 ftext: printable US-ASCII but ':'. */
+static bool fetch_is_field_name(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 33 || c > 126 || c == ':')
+			return false;
+	}
+	return true;
+}
+
+/* The header-list of HEADER.FIELDS[.NOT]: names kept upper-cased, and
+ * written into label as " (A B)". */
+static int fetch_parse_fields(struct imap_fetch_item *item,
+			      const struct imap_arg *list,
+			      struct evbuffer *label, const char **error_r)
+{
+	const struct imap_arg *names;
+	size_t count, len;
+	const char *name;
+
+	if (!imap_arg_get_list(list, &names, &count) || count == 0 ||
+	    count > IMAP_FETCH_FIELDS_MAX) {
+		*error_r = "Invalid header field list in FETCH BODY[]";
+		return -1;
+	}
+	item->fields = xcalloc(count, sizeof(*item->fields));
+	evbuffer_add(label, " (", 2);
+	for (size_t i = 0; i < count; i++) {
+		if (!imap_arg_get_astring(&names[i], &name, &len) ||
+		    !fetch_is_field_name(name, len)) {
+			*error_r = "Invalid header field name in FETCH BODY[]";
+			return -1;
+		}
+		item->fields[i] = xstrndup(name, len);
+		for (char *p = item->fields[i]; *p != '\0'; p++)
+			*p = (char)toupper((unsigned char)*p);
+		item->fields_count++;
+		if (i > 0)
+			evbuffer_add(label, " ", 1);
+		imap_append_astring(label, item->fields[i], len, 0);
+	}
+	evbuffer_add(label, ")", 1);
+	return 0;
+}
+
+/* Fills a section item from the spec text between '[' and ']' (or the end
+ * of the atom when a field list follows). */
+static int fetch_section_spec(struct imap_fetch_item *item,
+			      const char *spec, size_t len,
+			      struct evbuffer *label, const char **error_r)
+{
+	char *copy = xstrndup(spec, len);
+	int ret;
+
+	ret = imap_section_parse(copy, item->path, IMAP_FETCH_PATH_MAX,
+				 &item->path_len, &item->kind);
+	for (char *p = copy; *p != '\0'; p++)
+		*p = (char)toupper((unsigned char)*p);
+	evbuffer_add(label, copy, len);
+	free(copy);
+	if (ret < 0) {
+		*error_r = "Invalid section in FETCH BODY[]";
+		return -1;
+	}
+	return 0;
+}
+
+static void fetch_section_needs(struct imap_fetch_item *item, bool is_peek)
+{
+	item->needs = IMAP_FETCH_NEED_FILE;
+	if (item->path_len > 0)
+		item->needs |= IMAP_FETCH_NEED_PARTS;
+	else if (item->kind != IMAP_SECTION_NONE)
+		item->needs |= IMAP_FETCH_NEED_HEADER;
+	if (!is_peek)
+		item->needs |= IMAP_FETCH_SETS_SEEN;
+}
+
+/* BODY[...] / BODY.PEEK[...] starting at args[*i]; advances *i past the
+ * arguments used (three for a header field list). */
+static int fetch_add_section(struct imap_fetch_spec *spec,
+			     const struct imap_arg *args, size_t count,
+			     size_t *i, const char *atom, const char **error_r)
+{
+	bool is_peek = strncasecmp(atom, "BODY.PEEK[", 10) == 0;
+	const char *spec_start = atom + (is_peek ? 10 : 5), *close, *tail;
+	struct evbuffer *label = evbuffer_new();
+	struct imap_fetch_item *item;
+	int ret = -1;
+
+	if ((item = fetch_new_item(spec, error_r)) == NULL)
+		goto out;
+	item->type = IMAP_FETCH_SECTION;
+	evbuffer_add(label, "BODY[", 5);
+	close = strchr(spec_start, ']');
+	if (close != NULL) {
+		if (fetch_section_spec(item, spec_start,
+				       (size_t)(close - spec_start), label,
+				       error_r) < 0)
+			goto out;
+		if (item->kind == IMAP_SECTION_HEADER_FIELDS ||
+		    item->kind == IMAP_SECTION_HEADER_FIELDS_NOT) {
+			*error_r = "Missing header field list in FETCH BODY[]";
+			goto out;
+		}
+		tail = close + 1;
+	} else {
+		if (fetch_section_spec(item, spec_start, strlen(spec_start),
+				       label, error_r) < 0)
+			goto out;
+		if ((item->kind != IMAP_SECTION_HEADER_FIELDS &&
+		     item->kind != IMAP_SECTION_HEADER_FIELDS_NOT) ||
+		    *i + 2 >= count ||
+		    fetch_parse_fields(item, &args[*i + 1], label,
+				       error_r) < 0)
+			goto out_syntax;
+		if (args[*i + 2].type != IMAP_ARG_ATOM ||
+		    args[*i + 2].str[0] != ']')
+			goto out_syntax;
+		tail = args[*i + 2].str + 1;
+		*i += 2;
+	}
+	if (fetch_parse_partial(item, tail, error_r) < 0)
+		goto out;
+	evbuffer_add(label, "]", 1);
+	if (item->has_partial)
+		evbuffer_add_printf(label, "<%llu>",
+				    (unsigned long long)item->partial_start);
+	fetch_section_needs(item, is_peek);
+	spec->needs |= item->needs;
+	ret = 0;
+	goto out;
+out_syntax:
+	if (*error_r == NULL)
+		*error_r = "Invalid FETCH BODY[] section";
+out:
+	if (item != NULL)
+		item->label = fetch_buf_take(label);
+	else
+		evbuffer_free(label);
+	(*i)++;
+	return ret;
+}
+
+/* One fetch-att at args[*i]. */
+static int fetch_parse_att(struct imap_fetch_spec *spec,
+			   const struct imap_arg *args, size_t count,
+			   size_t *i, const char **error_r)
+{
+	const char *atom;
+	int ret;
+
+	if (args[*i].type != IMAP_ARG_ATOM) {
+		*error_r = "Invalid FETCH item";
+		return -1;
+	}
+	atom = args[*i].str;
+	if (strncasecmp(atom, "BODY[", 5) == 0 ||
+	    strncasecmp(atom, "BODY.PEEK[", 10) == 0)
+		return fetch_add_section(spec, args, count, i, atom, error_r);
+	ret = fetch_add_simple(spec, atom, error_r);
+	if (ret == 0)
+		*error_r = "Unknown FETCH item";
+	(*i)++;
+	return ret > 0 ? 0 : -1;
+}
+
+static int fetch_parse_macro(struct imap_fetch_spec *spec, const char *name,
+			     bool *is_macro_r, const char **error_r)
+{
+	const char *const *names = NULL;
+
+	if (strcasecmp(name, "ALL") == 0)
+		names = fetch_macro_all;
+	else if (strcasecmp(name, "FAST") == 0)
+		names = fetch_macro_fast;
+	else if (strcasecmp(name, "FULL") == 0)
+		names = fetch_macro_full;
+	*is_macro_r = names != NULL;
+	for (; names != NULL && *names != NULL; names++) {
+		if (fetch_add_simple(spec, *names, error_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* RFC 7162 3.1.4.1: "(CHANGEDSINCE n)". */
+static int fetch_parse_modifiers(struct imap_fetch_spec *spec,
+				 const struct imap_arg *arg,
+				 const char **error_r)
+{
+	const struct imap_arg *mods;
+	size_t count;
+	const char *num;
+
+	if (!imap_arg_get_list(arg, &mods, &count) || count == 0) {
+		*error_r = "Invalid FETCH modifiers";
+		return -1;
+	}
+	for (size_t i = 0; i < count; i += 2) {
+		if (!imap_arg_atom_equals(&mods[i], "CHANGEDSINCE") ||
+		    i + 1 >= count || spec->has_changedsince ||
+		    !imap_arg_get_atom(&mods[i + 1], &num) ||
+		    str_to_u64z(num, FETCH_MODSEQ_MAX,
+				&spec->changedsince) < 0) {
+			*error_r = "Invalid FETCH modifier";
+			return -1;
+		}
+		spec->has_changedsince = true;
+	}
+	return 0;
+}
+
+/* Items from a list or a single att/macro; *used_r args consumed. */
+static int fetch_parse_items(struct imap_fetch_spec *spec,
+			     const struct imap_arg *args, size_t count,
+			     size_t *used_r, const char **error_r)
+{
+	const struct imap_arg *list;
+	size_t list_count, i = 0;
+	bool is_macro;
+
+	*used_r = 1;
+	if (imap_arg_get_list(&args[0], &list, &list_count)) {
+		if (list_count == 0) {
+			*error_r = "Empty FETCH item list";
+			return -1;
+		}
+		while (i < list_count) {
+			if (fetch_parse_att(spec, list, list_count, &i,
+					    error_r) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (args[0].type == IMAP_ARG_ATOM) {
+		if (fetch_parse_macro(spec, args[0].str, &is_macro,
+				      error_r) < 0)
+			return -1;
+		if (is_macro)
+			return 0;
+	}
+	if (fetch_parse_att(spec, args, count, &i, error_r) < 0)
+		return -1;
+	*used_r = i;
+	return 0;
+}
+
+/* UID first for UID FETCH (RFC 3501 6.4.8: always included). */
+static void fetch_add_uid_first(struct imap_fetch_spec *spec)
+{
+	if (fetch_has_type(spec, IMAP_FETCH_UID))
+		return;
+	spec->items = xreallocarray(spec->items, spec->count + 1,
+				    sizeof(*spec->items));
+	memmove(spec->items + 1, spec->items,
+		spec->count * sizeof(*spec->items));
+	memset(spec->items, 0, sizeof(*spec->items));
+	spec->items[0].type = IMAP_FETCH_UID;
+	spec->items[0].label = xstrdup("UID");
+	spec->count++;
+}
+
+int imap_fetch_parse(const struct imap_arg *args, size_t count, bool is_uid,
+		     struct imap_fetch_spec *spec, const char **error_r)
+{
+	size_t used;
+
+	memset(spec, 0, sizeof(*spec));
+	*error_r = NULL;
+	if (count == 0) {
+		*error_r = "Missing FETCH items";
+		return -1;
+	}
+	if (fetch_parse_items(spec, args, count, &used, error_r) < 0)
+		return -1;
+	if (used < count) {
+		if (used + 1 != count ||
+		    fetch_parse_modifiers(spec, &args[used], error_r) < 0) {
+			if (*error_r == NULL)
+				*error_r = "Invalid FETCH arguments";
+			return -1;
+		}
+	}
+	/* RFC 7162 3.1.4.1: CHANGEDSINCE implies MODSEQ. */
+	if (spec->has_changedsince &&
+	    fetch_add_simple(spec, "MODSEQ", error_r) < 0)
+		return -1;
+	if (is_uid)
+		fetch_add_uid_first(spec);
+	spec->has_modseq = fetch_has_type(spec, IMAP_FETCH_MODSEQ);
+	return 0;
+}
+
+void imap_fetch_spec_free(struct imap_fetch_spec *spec)
+{
+	for (size_t i = 0; i < spec->count; i++) {
+		struct imap_fetch_item *item = &spec->items[i];
+
+		for (unsigned int j = 0; j < item->fields_count; j++)
+			free(item->fields[j]);
+		free(item->fields);
+		free(item->label);
+	}
+	free(spec->items);
+	memset(spec, 0, sizeof(*spec));
+}
+
+void imap_fetch_partial_clip(const struct imap_fetch_item *item,
+			     uint64_t vsize, uint64_t *skip_r,
+			     uint64_t *count_r)
+{
+	*skip_r = 0;
+	*count_r = vsize;
+	if (!item->has_partial)
+		return;
+	if (item->partial_start >= vsize) {
+		*skip_r = vsize;
+		*count_r = 0;
+		return;
+	}
+	*skip_r = item->partial_start;
+	*count_r = vsize - item->partial_start;
+	if (*count_r > item->partial_len)
+		*count_r = item->partial_len;
+}
+
+/* ---- LF -> CRLF ---- */
+
+void imap_crlf_init(struct imap_crlf *c, uint64_t skip, uint64_t count)
+{
+	c->skip = skip;
+	c->left = count;
+	c->last_cr = false;
+}
+
+/* Emits virtual octets src[0..len) honouring skip and left. */
+static inline unsigned char *crlf_put(struct imap_crlf *c, unsigned char *o,
+				      const unsigned char *src, size_t len)
+{
+	if (c->skip > 0) {
+		if (c->skip >= len) {
+			c->skip -= len;
+			return o;
+		}
+		src += c->skip;
+		len -= (size_t)c->skip;
+		c->skip = 0;
+	}
+	if (len > c->left)
+		len = (size_t)c->left;
+	memcpy(o, src, len);
+	c->left -= len;
+	return o + len;
+}
+
+size_t imap_crlf_convert(struct imap_crlf *c, const void *in, size_t in_len,
+			 void *out)
+{
+	const unsigned char *p = in, *end = p + in_len, *lf;
+	unsigned char *o = out;
+
+	while (p < end && c->left > 0) {
+		lf = memchr(p, '\n', (size_t)(end - p));
+		if (lf == NULL) {
+			o = crlf_put(c, o, p, (size_t)(end - p));
+			c->last_cr = end[-1] == '\r';
+			break;
+		}
+		if (lf > p) {
+			o = crlf_put(c, o, p, (size_t)(lf - p));
+			c->last_cr = lf[-1] == '\r';
+		}
+		/* RFC 3501 2.2: lines end in CRLF on the wire. */
+		if (c->last_cr)
+			o = crlf_put(c, o, (const unsigned char *)"\n", 1);
+		else
+			o = crlf_put(c, o, (const unsigned char *)"\r\n", 2);
+		c->last_cr = false;
+		p = lf + 1;
+	}
+	return (size_t)(o - (unsigned char *)out);
+}
+
+size_t imap_fetch_header_end(const void *data, size_t len)
+{
+	const unsigned char *buf = data, *lf;
+	size_t i;
+
+	/* An empty header: the message starts with the blank line. */
+	if (len > 0 && buf[0] == '\n')
+		return 1;
+	if (len > 1 && buf[0] == '\r' && buf[1] == '\n')
+		return 2;
+	for (i = 0; i < len; i = (size_t)(lf - buf) + 1) {
+		lf = memchr(buf + i, '\n', len - i);
+		if (lf == NULL)
+			break;
+		i = (size_t)(lf - buf);
+		if (i + 1 < len && buf[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
