@@ -38,6 +38,8 @@ static struct event *imap_watch_event;
 
 static void imap_client_input(struct imap_client *client);
 static void imap_cmd_finish(struct imap_cmd *cmd);
+static void imap_cmd_run(struct imap_cmd *cmd,
+			 int (*func)(struct imap_cmd *));
 
 /* ---- output ---- */
 
@@ -343,6 +345,33 @@ int imap_client_seqset(struct imap_client *client, const struct imap_arg *arg,
 	return 0;
 }
 
+static void imap_watch_notify_idlers(int id)
+{
+	struct imap_client **idlers = NULL;
+	size_t n = 0, cap = 0;
+
+	for (struct imap_watcher *w = imap_watchers[id]; w != NULL;
+	     w = w->next) {
+		if (!w->client->is_idling || w->client->cmd == NULL)
+			continue;
+		if (n == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			idlers = xreallocarray(idlers, cap, sizeof(*idlers));
+		}
+		idlers[n++] = w->client;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct imap_client *client = idlers[i];
+
+		/* Still idling: nothing can have ended it meanwhile, as
+		 * sessions only end from their own events. */
+		if (client->is_idling && client->cmd != NULL &&
+		    client->cmd->resume != NULL)
+			imap_cmd_run(client->cmd, client->cmd->resume);
+	}
+	free(idlers);
+}
+
 /* One change of a watched folder: the directory is read once for the
  * whole process, then every session on it refreshes its view from the
  * index alone (thousands of IDLE sessions on one mailbox cost one scan). */
@@ -363,9 +392,10 @@ static void imap_watch_changed(int id, void *ctx)
 
 		client->mailbox_changed = true;
 		client->index_is_fresh = true;
-		if (client->is_idling && client->cmd != NULL)
-			imap_cmd_wake(client->cmd);
 	}
+	/* Idling sessions hear of it now, without a timer each. The list
+	 * may change under us (a BYE closes a session): walk a copy. */
+	imap_watch_notify_idlers(id);
 }
 
 static void imap_watch_cb(evutil_socket_t fd, short what, void *ctx)

@@ -104,6 +104,9 @@ static void conn_setup_bev(struct conn *c)
 	bufferevent_setwatermark(c->bev, EV_READ, 0, line_max > CONN_INPUT_MAX ?
 				 line_max : CONN_INPUT_MAX);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_HIWAT / 2, 0);
+	/* libevent writes at most 16 KiB per call by default: a big FETCH
+	 * or RETR would cost a syscall and a loop turn per 16 KiB. */
+	bufferevent_set_max_single_write(c->bev, CONN_OUTPUT_HIWAT);
 	conn_apply_timeouts(c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }

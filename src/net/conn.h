@@ -20,7 +20,7 @@ struct evbuffer;
 struct event_base;
 
 /* Produce output only while less than this is queued (bytes). */
-#define CONN_OUTPUT_HIWAT (64 * 1024)
+#define CONN_OUTPUT_HIWAT (256 * 1024)
 
 struct proto_ops {
 	const char *name;		/* "pop3", "lmtp", "imap" */
