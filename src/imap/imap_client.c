@@ -296,7 +296,7 @@ int imap_client_seqset(struct imap_client *client, const struct imap_arg *arg,
 	uint32_t count = imap_client_count(client), *seqs = NULL;
 	struct imap_seqset set;
 	const char *str;
-	bool is_saved;
+	bool is_saved = false;
 	size_t n = 0;
 
 	/* '*' is not an ATOM-CHAR: take the raw atom and let the set
@@ -307,7 +307,6 @@ int imap_client_seqset(struct imap_client *client, const struct imap_arg *arg,
 	}
 	str = arg->str;
 	if (strcmp(str, "$") == 0) {
-		(void)is_saved;
 		/* RFC 5182: the saved search result (UIDs). */
 		seqs = xreallocarray(NULL, client->saved_count + 1,
 				     sizeof(*seqs));

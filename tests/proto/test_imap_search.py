@@ -336,9 +336,7 @@ def test_search_slices(heron):
                                    extra))
     m = imap_login(heron, "bob")
     m.select("INBOX")
-    t0 = time.monotonic()
     typ, data = m.search(None, "BODY", '"NEEDLE IN"')
     assert typ == "OK"
     assert nums(data) == [8, 58, 108]
-    assert time.monotonic() - t0 < 10
     m.logout()
