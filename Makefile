@@ -66,9 +66,11 @@ run: deps
 	$(MAKE) $(BUILD)/heron
 	scripts/demo.sh
 
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+
 test: deps-test
-	$(MAKE) all
-	$(MAKE) BUILD=build-asan CC=clang \
+	$(MAKE) -j$(NPROC) all
+	$(MAKE) -j$(NPROC) BUILD=build-asan CC=clang \
 		CFLAGS="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS)" \
 		EXTRA_LDFLAGS="$(ASAN_FLAGS)" all
 	scripts/test.sh
