@@ -199,6 +199,15 @@ static void master_child_setup(struct master *m)
 	signal(SIGHUP, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
+	{
+		/* Ctrl-C reaches the whole process group: only the master
+		 * acts on it, stopping workers first and auth last. */
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+	}
 	signal(SIGUSR1, SIG_DFL);
 }
 
