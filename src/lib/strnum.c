@@ -25,3 +25,14 @@ int str_to_u64z(const char *s, uint64_t max, uint64_t *num_r)
 {
 	return str_to_u64(s, strlen(s), max, num_r);
 }
+
+int hex_digit_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

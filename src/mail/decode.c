@@ -2,6 +2,7 @@
  * Every input byte is emitted at most once, which bounds the output by
  * the input plus what was held back from earlier chunks. */
 #include "mail/decode.h"
+#include "lib/strnum.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -32,17 +33,6 @@ static const unsigned char b64_value[256] = {
 	['+'] = 63, ['/'] = 64, ['='] = 65,
 };
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	/* lowercase is not RFC 2045 but common */
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 static bool is_wsp(unsigned char c)
 {
@@ -168,7 +158,7 @@ static size_t qp_byte(struct decode_state *st, unsigned char c,
 	case QP_TEXT:
 		return qp_text(st, c, out);
 	case QP_EQ:
-		if (hex_value(c) >= 0) {
+		if (hex_digit_value((unsigned char)c) >= 0) {
 			st->held[0] = c;
 			st->state = QP_EQ1;
 			return 0;
@@ -184,8 +174,8 @@ static size_t qp_byte(struct decode_state *st, unsigned char c,
 		out[o++] = '=';
 		break;
 	case QP_EQ1:
-		hi = hex_value(st->held[0]);
-		lo = hex_value(c);
+		hi = hex_digit_value((unsigned char)st->held[0]);
+		lo = hex_digit_value((unsigned char)c);
 		st->state = QP_TEXT;
 		if (lo >= 0) {
 			out[0] = (unsigned char)(hi << 4 | lo);

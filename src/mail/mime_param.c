@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/strnum.h"
 #include "lib/xmalloc.h"
 #include "mail/rfc2047.h"
 
@@ -339,16 +340,6 @@ void mime_params_free(struct mime_params *params)
 	params->count = 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* RFC 2231 4: charset'language'percent-encoded-octets. */
 int rfc2231_decode_value(const char *value, char **utf8_r)
@@ -363,8 +354,8 @@ int rfc2231_decode_value(const char *value, char **utf8_r)
 		return -1;
 	raw = xmalloc(strlen(q2) + 1);
 	for (p = q2 + 1; *p != '\0'; p++) {
-		if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-			raw[n++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+		if (*p == '%' && hex_digit_value((unsigned char)p[1]) >= 0 && hex_digit_value((unsigned char)p[2]) >= 0) {
+			raw[n++] = (char)(hex_digit_value((unsigned char)p[1]) * 16 + hex_digit_value((unsigned char)p[2]));
 			p += 2;
 		} else {
 			raw[n++] = *p;

@@ -8,26 +8,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/strbuf.h"
+#include "lib/strnum.h"
 #include "lib/xmalloc.h"
+#include "mail/decode.h"
 
 #define CHARSET_NAME_MAX 64
-
-struct outbuf {
-	char *data;
-	size_t len, cap;
-};
-
-static void out_add(struct outbuf *o, const void *p, size_t n)
-{
-	if (o->cap - o->len < n + 1) {
-		while (o->cap - o->len < n + 1)
-			o->cap = o->cap == 0 ? 128 : o->cap * 2;
-		o->data = xrealloc(o->data, o->cap);
-	}
-	memcpy(o->data + o->len, p, n);
-	o->len += n;
-	o->data[o->len] = '\0';
-}
 
 static bool is_utf8_name(const char *cs)
 {
@@ -38,7 +24,7 @@ static bool is_utf8_name(const char *cs)
 int rfc2047_charset_to_utf8(const char *charset, const void *in, size_t len,
 			    char **out_r, size_t *out_len_r)
 {
-	struct outbuf o = { NULL, 0, 0 };
+	struct strbuf o = { NULL, 0, 0 };
 	char name[CHARSET_NAME_MAX], buf[256], *ip, *op;
 	size_t n, ileft = len, oleft;
 	iconv_t cd;
@@ -51,8 +37,8 @@ int rfc2047_charset_to_utf8(const char *charset, const void *in, size_t len,
 	name[n] = '\0';
 	if (is_utf8_name(name)) {
 		/* TODO: validate UTF-8; passed through like Dovecot does */
-		out_add(&o, "", 0);
-		out_add(&o, in, len);
+		strbuf_add(&o, "", 0);
+		strbuf_add(&o, in, len);
 		*out_r = o.data;
 		*out_len_r = o.len;
 		return 0;
@@ -63,20 +49,20 @@ int rfc2047_charset_to_utf8(const char *charset, const void *in, size_t len,
 		return -1;
 	}
 	ip = (char *)in;
-	out_add(&o, "", 0);
+	strbuf_add(&o, "", 0);
 	while (ileft > 0) {
 		op = buf;
 		oleft = sizeof(buf);
 		if (iconv(cd, &ip, &ileft, &op, &oleft) == (size_t)-1 &&
 		    errno != E2BIG) {
 			/* EILSEQ / EINVAL: replace one byte and go on */
-			out_add(&o, buf, sizeof(buf) - oleft);
-			out_add(&o, "?", 1);
+			strbuf_add(&o, buf, sizeof(buf) - oleft);
+			strbuf_add(&o, "?", 1);
 			ip++;
 			ileft--;
 			continue;
 		}
-		out_add(&o, buf, sizeof(buf) - oleft);
+		strbuf_add(&o, buf, sizeof(buf) - oleft);
 	}
 	iconv_close(cd);
 	*out_r = o.data;
@@ -84,55 +70,24 @@ int rfc2047_charset_to_utf8(const char *charset, const void *in, size_t len,
 	return 0;
 }
 
-static int b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
 
-static int hexval(char c)
+/* RFC 2047 4.1: B encoding; invalid characters are skipped (the
+ * streaming base64 decoder of decode.c). */
+static void decode_b(const char *p, size_t len, struct strbuf *o)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+	unsigned char *tmp = xmalloc(DECODE_OUT_MAX(len));
+	struct decode_state st;
+	size_t n;
 
-/* RFC 2047 4.1: B encoding; invalid characters are skipped. */
-static void decode_b(const char *p, size_t len, struct outbuf *o)
-{
-	unsigned int acc = 0, bits = 0;
-	unsigned char byte;
-	size_t i;
-	int v;
-
-	for (i = 0; i < len; i++) {
-		if ((v = b64val(p[i])) < 0)
-			continue;
-		acc = (acc << 6) | (unsigned int)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			byte = (unsigned char)(acc >> bits);
-			out_add(o, &byte, 1);
-		}
-	}
+	decode_init(&st, DECODE_BASE64);
+	n = decode_feed(&st, (const unsigned char *)p, len, tmp);
+	n += decode_finish(&st, tmp + n);
+	strbuf_add(o, tmp, n);
+	free(tmp);
 }
 
 /* RFC 2047 4.2: Q encoding. */
-static void decode_q(const char *p, size_t len, struct outbuf *o)
+static void decode_q(const char *p, size_t len, struct strbuf *o)
 {
 	char c;
 	size_t i;
@@ -141,12 +96,12 @@ static void decode_q(const char *p, size_t len, struct outbuf *o)
 		c = p[i];
 		if (c == '_') {
 			c = ' ';
-		} else if (c == '=' && i + 2 < len + 0 && hexval(p[i + 1]) >= 0
-			   && hexval(p[i + 2]) >= 0) {
-			c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+		} else if (c == '=' && i + 2 < len + 0 && hex_digit_value((unsigned char)p[i + 1]) >= 0
+			   && hex_digit_value((unsigned char)p[i + 2]) >= 0) {
+			c = (char)(hex_digit_value((unsigned char)p[i + 1]) * 16 + hex_digit_value((unsigned char)p[i + 2]));
 			i += 2;
 		}
-		out_add(o, &c, 1);
+		strbuf_add(o, &c, 1);
 	}
 }
 
@@ -194,8 +149,8 @@ static bool parse_eword(const char *p, const char *end, struct eword *w)
 }
 
 struct decoder {
-	struct outbuf out;
-	struct outbuf raw;	/* decoded bytes pending conversion */
+	struct strbuf out;
+	struct strbuf raw;	/* decoded bytes pending conversion */
 	char charset[CHARSET_NAME_MAX];
 };
 
@@ -208,7 +163,7 @@ static void flush_raw(struct decoder *d)
 		return;
 	if (rfc2047_charset_to_utf8(d->charset, d->raw.data, d->raw.len,
 				    &conv, &len) == 0) {
-		out_add(&d->out, conv, len);
+		strbuf_add(&d->out, conv, len);
 		free(conv);
 	}
 	d->raw.len = 0;
@@ -257,7 +212,7 @@ void rfc2047_decode(const char *in, size_t len, char **out_r,
 	struct eword w;
 
 	memset(&d, 0, sizeof(d));
-	out_add(&d.out, "", 0);
+	strbuf_add(&d.out, "", 0);
 	while (p < end) {
 		if (parse_eword(p, end, &w) && add_eword(&d, &w)) {
 			p += w.total_len;
@@ -272,7 +227,7 @@ void rfc2047_decode(const char *in, size_t len, char **out_r,
 			continue;
 		}
 		flush_raw(&d);
-		out_add(&d.out, p, 1);
+		strbuf_add(&d.out, p, 1);
 		p++;
 	}
 	flush_raw(&d);

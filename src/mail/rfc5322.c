@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/strbuf.h"
 #include "lib/xmalloc.h"
 
 /* ---- header fields ---- */
@@ -71,36 +72,6 @@ char *rfc5322_unfold(const char *value, size_t len, size_t *len_r)
 	return out;
 }
 
-/* ---- small growable string ---- */
-
-struct sb {
-	char *d;
-	size_t len, cap;
-};
-
-static void sb_add(struct sb *s, const char *p, size_t n)
-{
-	if (s->cap - s->len < n + 1) {
-		while (s->cap - s->len < n + 1)
-			s->cap = s->cap == 0 ? 64 : s->cap * 2;
-		s->d = xrealloc(s->d, s->cap);
-	}
-	memcpy(s->d + s->len, p, n);
-	s->len += n;
-	s->d[s->len] = '\0';
-}
-
-static char *sb_take(struct sb *s)
-{
-	char *d = s->d;
-
-	if (d == NULL)
-		d = xstrdup("");
-	s->d = NULL;
-	s->len = s->cap = 0;
-	return d;
-}
-
 /* ---- lexical ---- */
 
 struct lex {
@@ -157,17 +128,17 @@ static bool skip_cfws(struct lex *l)
 	return l->p != start;
 }
 
-static void read_atom(struct lex *l, struct sb *s)
+static void read_atom(struct lex *l, struct strbuf *s)
 {
 	const char *start = l->p;
 
 	while (l->p < l->end && is_atext((unsigned char)*l->p))
 		l->p++;
-	sb_add(s, start, (size_t)(l->p - start));
+	strbuf_add(s, start, (size_t)(l->p - start));
 }
 
 /* quoted-string at '"'; -1 when unterminated. */
-static int read_quoted(struct lex *l, struct sb *s)
+static int read_quoted(struct lex *l, struct strbuf *s)
 {
 	for (l->p++; l->p < l->end; l->p++) {
 		if (*l->p == '"') {
@@ -177,14 +148,14 @@ static int read_quoted(struct lex *l, struct sb *s)
 		if (*l->p == '\\' && l->p + 1 < l->end)
 			l->p++;
 		if (*l->p != '\r' && *l->p != '\n')
-			sb_add(s, l->p, 1);
+			strbuf_add(s, l->p, 1);
 	}
 	return -1;
 }
 
 /* phrase / obs-phrase: words and dots, white space collapsed to one
  * space, comments dropped. */
-static int read_phrase(struct lex *l, struct sb *s)
+static int read_phrase(struct lex *l, struct strbuf *s)
 {
 	bool space = false;
 
@@ -197,13 +168,13 @@ static int read_phrase(struct lex *l, struct sb *s)
 		    !is_atext((unsigned char)*l->p))
 			return 0;
 		if (space)
-			sb_add(s, " ", 1);
+			strbuf_add(s, " ", 1);
 		space = false;
 		if (*l->p == '"') {
 			if (read_quoted(l, s) < 0)
 				return -1;
 		} else if (*l->p == '.') {
-			sb_add(s, ".", 1);
+			strbuf_add(s, ".", 1);
 			l->p++;
 		} else {
 			read_atom(l, s);
@@ -213,7 +184,7 @@ static int read_phrase(struct lex *l, struct sb *s)
 
 /* dot-atom / obs-local-part / obs-domain: words joined by '.', CFWS
  * dropped; domain literals when is_domain. */
-static int read_dotted(struct lex *l, struct sb *s, bool is_domain)
+static int read_dotted(struct lex *l, struct strbuf *s, bool is_domain)
 {
 	const char *close;
 
@@ -228,7 +199,7 @@ static int read_dotted(struct lex *l, struct sb *s, bool is_domain)
 			close = memchr(l->p, ']', (size_t)(l->end - l->p));
 			if (close == NULL)
 				return -1;
-			sb_add(s, l->p, (size_t)(close + 1 - l->p));
+			strbuf_add(s, l->p, (size_t)(close + 1 - l->p));
 			l->p = close + 1;
 		} else if (is_atext((unsigned char)*l->p)) {
 			read_atom(l, s);
@@ -238,7 +209,7 @@ static int read_dotted(struct lex *l, struct sb *s, bool is_domain)
 		skip_cfws(l);
 		if (l->p == l->end || *l->p != '.')
 			return 0;
-		sb_add(s, ".", 1);
+		strbuf_add(s, ".", 1);
 		l->p++;
 	}
 }
@@ -261,12 +232,12 @@ static struct rfc5322_address *add_addr(struct aparser *ap)
 	return a;
 }
 
-static char *take_or(struct sb *s, const char *missing)
+static char *take_or(struct strbuf *s, const char *missing)
 {
 	if (s->len > 0)
-		return sb_take(s);
-	free(s->d);
-	s->d = NULL;
+		return strbuf_take(s);
+	free(s->data);
+	s->data = NULL;
 	s->len = s->cap = 0;
 	return missing == NULL ? NULL : xstrdup(missing);
 }
@@ -274,7 +245,7 @@ static char *take_or(struct sb *s, const char *missing)
 /* addr-spec into a (local-part "@" domain, either may be missing). */
 static int read_addr_spec(struct aparser *ap, struct rfc5322_address *a)
 {
-	struct sb local = { NULL, 0, 0 }, dom = { NULL, 0, 0 };
+	struct strbuf local = { NULL, 0, 0 }, dom = { NULL, 0, 0 };
 	int ret;
 
 	ret = read_dotted(&ap->l, &local, false);
@@ -291,40 +262,40 @@ static int read_addr_spec(struct aparser *ap, struct rfc5322_address *a)
 /* obs-route: "@a,@b:" before the addr-spec of an angle-addr. */
 static void read_route(struct aparser *ap, struct rfc5322_address *a)
 {
-	struct sb route = { NULL, 0, 0 };
+	struct strbuf route = { NULL, 0, 0 };
 	const char *start = ap->l.p;
 
 	skip_cfws(&ap->l);
 	while (ap->l.p < ap->l.end && (*ap->l.p == '@' || *ap->l.p == ',')) {
 		if (*ap->l.p == ',') {
-			sb_add(&route, ",", 1);
+			strbuf_add(&route, ",", 1);
 			ap->l.p++;
 			skip_cfws(&ap->l);
 			continue;
 		}
-		sb_add(&route, "@", 1);
+		strbuf_add(&route, "@", 1);
 		ap->l.p++;
 		(void)read_dotted(&ap->l, &route, true);
 		skip_cfws(&ap->l);
 	}
 	if (ap->l.p < ap->l.end && *ap->l.p == ':' && route.len > 0) {
 		ap->l.p++;
-		a->route = sb_take(&route);
+		a->route = strbuf_take(&route);
 		return;
 	}
-	free(route.d);
+	free(route.data);
 	ap->l.p = start;
 }
 
 static int parse_list(struct aparser *ap, bool in_group);
 
-static int parse_group(struct aparser *ap, struct sb *name)
+static int parse_group(struct aparser *ap, struct strbuf *name)
 {
 	struct rfc5322_address *a = add_addr(ap);
 	int ret;
 
 	ap->l.p++;	/* ':' */
-	a->mailbox = sb_take(name);
+	a->mailbox = strbuf_take(name);
 	ret = parse_list(ap, true);
 	(void)add_addr(ap);	/* group end marker */
 	return ret;
@@ -348,13 +319,13 @@ static char *unescape_comment(const char *p, size_t len)
 /* RFC 5322 3.4: address = mailbox / group. */
 static int parse_element(struct aparser *ap, bool in_group)
 {
-	struct sb name = { NULL, 0, 0 };
+	struct strbuf name = { NULL, 0, 0 };
 	const char *start = ap->l.p;
 	struct rfc5322_address *a;
 	int ret;
 
 	if (read_phrase(&ap->l, &name) < 0) {
-		free(name.d);
+		free(name.data);
 		a = add_addr(ap);
 		a->mailbox = xstrdup(RFC5322_MISSING_MAILBOX);
 		a->domain = xstrdup(RFC5322_MISSING_DOMAIN);
@@ -374,7 +345,7 @@ static int parse_element(struct aparser *ap, bool in_group)
 			ap->l.p++;
 		return ret;
 	}
-	free(name.d);
+	free(name.data);
 	ap->l.p = start;
 	ap->l.comment = NULL;
 	ret = read_addr_spec(ap, a);
@@ -579,7 +550,7 @@ int rfc5322_msgid_next(const char *value, size_t len, size_t *pos,
 		       char **id_r)
 {
 	struct lex l = { value + *pos, value + len, NULL, 0 };
-	struct sb s = { NULL, 0, 0 };
+	struct strbuf s = { NULL, 0, 0 };
 	const char *lt;
 
 	while ((lt = memchr(l.p, '<', (size_t)(l.end - l.p))) != NULL) {
@@ -588,17 +559,17 @@ int rfc5322_msgid_next(const char *value, size_t len, size_t *pos,
 			skip_cfws(&l);
 			if (l.p == l.end || *l.p == '>' || *l.p == '<')
 				break;
-			sb_add(&s, l.p++, 1);
+			strbuf_add(&s, l.p++, 1);
 		}
 		if (l.p < l.end && *l.p == '>' && s.len > 0 &&
-		    memchr(s.d, '@', s.len) != NULL) {
+		    memchr(s.data, '@', s.len) != NULL) {
 			*pos = (size_t)(l.p + 1 - value);
-			*id_r = sb_take(&s);
+			*id_r = strbuf_take(&s);
 			return 0;
 		}
 		s.len = 0;
 	}
-	free(s.d);
+	free(s.data);
 	*pos = len;
 	return -1;
 }
