@@ -43,6 +43,10 @@ SSL_CTX *tls_ctx_create(const struct settings *set, const char **error_r)
 			    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Keeps an idle TLS connection small: no buffers while idle. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* Resumption by stateless tickets only: no server-side session
+	 * cache growing with every handshake, one ticket per handshake. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 1);
 	if (SSL_CTX_set_cipher_list(ctx, set->tls_ciphers) != 1) {
 		*error_r = tls_last_error("tls_ciphers");
 		goto out_free;
