@@ -13,8 +13,13 @@
  * The MIME tree is built per message when an item needs it (BODY,
  * BODYSTRUCTURE, part sections: the whole file; ENVELOPE, HEADER, TEXT:
  * only the header) and lives while that message's reply is written.
- * TODO: keep message_part_serialize() blobs in the store's index so a
- * second FETCH need not parse again (needs a store.h call).
+ * It is taken from the store's per-message cache when there
+ * (imap_parts_cache_get: a whole tree serves every item, a header-only
+ * one ENVELOPE/HEADER/TEXT); a parsed tree is queued for the cache, the
+ * queue being written when full (STORE_CACHE_QUEUE_MAX trees) and at the
+ * end of the command, one LMDB transaction each.
+ * With a cached tree and no item reading message bytes (ENVELOPE, BODY,
+ * BODYSTRUCTURE with UID, FLAGS, sizes...) the file is not opened.
  *
  * Expunged by another session (store_msg_open ENOENT): RFC 2180 4.1.3
  * lets us leave the message out; like Dovecot we send no "* n FETCH" for
@@ -72,6 +77,7 @@ struct fetch_ctx {
 	uint32_t *seqs;			/* the set, ascending */
 	size_t count, pos;		/* pos: next message to begin */
 	bool any_expunged, any_failed;
+	bool needs_data;		/* an item streams message bytes */
 	/* \Seen batches: seqs[..seen_until) were handled; seen_uids are
 	 * the UIDs of the current batch whose \Seen this FETCH set. */
 	size_t seen_until;
@@ -300,6 +306,40 @@ static bool fetch_seen_set(struct fetch_ctx *ctx, uint32_t uid)
 
 /* ---- one message ---- */
 
+/* The tree from the cache, or parsed from the open file and queued for
+ * the cache. Returns 0 or -1 (read error). */
+static int fetch_parse(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+		       const struct store_msg *msg)
+{
+	struct store_mailbox *mb = cmd->client->mb;
+	int ret;
+
+	if (ctx->spec.needs & IMAP_FETCH_NEED_PARTS)
+		ret = fetch_parse_full(ctx);
+	else
+		ret = fetch_parse_header(ctx);
+	if (ret == 0)
+		imap_parts_cache_put(mb, msg->uid, ctx->parts,
+				     ctx->parts_full);
+	return ret;
+}
+
+static void fetch_open_failed(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+			      const struct store_msg *msg, const char *error)
+{
+	struct imap_client *client = cmd->client;
+
+	if (errno == ENOENT) {
+		ctx->any_expunged = true;
+		return;
+	}
+	log_error("imap fetch store_msg_open(%s, uid=%u) failed id=%llu "
+		  "user=%s: %s", client->mailbox_name, msg->uid,
+		  (unsigned long long)conn_id(client->conn), fetch_user(cmd),
+		  error);
+	ctx->any_failed = true;
+}
+
 /* Opens and parses what the items need. Returns 1 ready, 0 skip the
  * message (expunged or failed: noted in ctx). */
 static int fetch_msg_prepare(struct imap_cmd *cmd, struct fetch_ctx *ctx,
@@ -307,29 +347,27 @@ static int fetch_msg_prepare(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 {
 	struct imap_client *client = cmd->client;
 	unsigned needs = ctx->spec.needs;
+	bool is_cached = false;
 	const char *error;
-	int ret = 0;
 
 	if ((needs & IMAP_FETCH_NEED_FILE) == 0)
 		return 1;
+	if (needs & (IMAP_FETCH_NEED_PARTS | IMAP_FETCH_NEED_HEADER))
+		is_cached = imap_parts_cache_get(client->mb, msg->uid,
+			(needs & IMAP_FETCH_NEED_PARTS) != 0, &ctx->parts,
+			&ctx->parts_full) > 0;
+	if (is_cached && !ctx->needs_data)
+		return 1;
 	ctx->fd = store_msg_open(client->mb, msg, &error);
 	if (ctx->fd < 0) {
-		if (errno == ENOENT) {
-			ctx->any_expunged = true;
-			return 0;
-		}
-		log_error("imap fetch store_msg_open(%s, uid=%u) failed "
-			  "id=%llu user=%s: %s", client->mailbox_name,
-			  msg->uid, (unsigned long long)conn_id(client->conn),
-			  fetch_user(cmd), error);
-		ctx->any_failed = true;
+		fetch_open_failed(cmd, ctx, msg, error);
+		fetch_msg_end(ctx);
 		return 0;
 	}
-	if (needs & IMAP_FETCH_NEED_PARTS)
-		ret = fetch_parse_full(ctx);
-	else if (needs & IMAP_FETCH_NEED_HEADER)
-		ret = fetch_parse_header(ctx);
-	if (ret < 0) {
+	if (is_cached || (needs & (IMAP_FETCH_NEED_PARTS |
+				   IMAP_FETCH_NEED_HEADER)) == 0)
+		return 1;
+	if (fetch_parse(cmd, ctx, msg) < 0) {
 		log_error("imap fetch read(%s, uid=%u) failed id=%llu "
 			  "user=%s: %s", client->mailbox_name, msg->uid,
 			  (unsigned long long)conn_id(client->conn),
@@ -626,7 +664,21 @@ static void fetch_finish(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 		imap_cmd_ok(cmd, "Fetch completed.");
 }
 
-static int fetch_continue(struct imap_cmd *cmd)
+/* Writes the queued trees (one index transaction). */
+static void fetch_cache_flush(struct imap_cmd *cmd)
+{
+	struct imap_client *client = cmd->client;
+	const char *error;
+
+	if (client->mb != NULL &&
+	    store_msg_cache_flush(client->mb, &error) < 0)
+		log_warn("imap fetch cache flush (%s) failed id=%llu "
+			 "user=%s: %s", client->mailbox_name,
+			 (unsigned long long)conn_id(client->conn),
+			 fetch_user(cmd), error);
+}
+
+static int fetch_slice(struct imap_cmd *cmd)
 {
 	struct fetch_ctx *ctx = cmd->ctx;
 	unsigned begun = 0;
@@ -660,6 +712,16 @@ static int fetch_continue(struct imap_cmd *cmd)
 	}
 	fetch_finish(cmd, ctx);
 	return IMAP_CMD_DONE;
+}
+
+static int fetch_continue(struct imap_cmd *cmd)
+{
+	int ret = fetch_slice(cmd);
+
+	/* A full queue is written by the next put; the rest here. */
+	if (ret == IMAP_CMD_DONE)
+		fetch_cache_flush(cmd);
+	return ret;
 }
 
 /* RFC 7162 3.1: FETCH MODSEQ / CHANGEDSINCE enable CONDSTORE; the first
@@ -697,6 +759,8 @@ int cmd_fetch(struct imap_cmd *cmd)
 	}
 	if (ctx->spec.needs & IMAP_FETCH_NEED_FILE)
 		ctx->buf = xmalloc(FETCH_CHUNK_SIZE);
+	for (size_t i = 0; i < ctx->spec.count; i++)
+		ctx->needs_data |= ctx->spec.items[i].type >= IMAP_FETCH_RFC822;
 	if (ctx->spec.has_modseq)
 		fetch_enable_condstore(cmd->client);
 	cmd->resume = fetch_continue;

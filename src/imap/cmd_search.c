@@ -8,7 +8,10 @@
  * handler returns IMAP_CMD_AGAIN and is woken from the event loop, so a
  * BODY search over a big mailbox does not hold the worker. Messages are
  * opened only when a header or body key is undecided after the index
- * record (imap_search_eval_cheap). */
+ * record (imap_search_eval_cheap). The MIME tree of a multipart message
+ * comes from the store's cache (shared with FETCH, imap_fetch.h) when
+ * there, so a body search reads each file once; trees parsed here are
+ * queued for the cache (written when the queue is full and at the end). */
 #include "imap/imap_client.h"
 #include "imap/imap_search.h"
 
@@ -20,6 +23,7 @@
 
 #include <event2/buffer.h>
 
+#include "imap/imap_fetch.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
@@ -48,6 +52,9 @@ struct search_ctx {
 
 struct search_read_ctx {
 	int fd;
+	uint64_t size;		/* indexed size: the end of the file */
+	struct store_mailbox *mb;
+	uint32_t uid;
 };
 
 static void search_ctx_free(void *_ctx)
@@ -73,10 +80,31 @@ static ssize_t search_pread(void *_ctx, uint64_t offset, void *buf,
 	struct search_read_ctx *rc = _ctx;
 	ssize_t n;
 
+	/* Maildir files do not change: no read() just to see the end. */
+	if (offset >= rc->size)
+		return 0;
 	do {
 		n = pread(rc->fd, buf, size, (off_t)offset);
 	} while (n < 0 && errno == EINTR);
 	return n;
+}
+
+static struct message_part *search_parts_get(void *_ctx)
+{
+	struct search_read_ctx *rc = _ctx;
+	struct message_part *root;
+	bool is_full;
+
+	if (imap_parts_cache_get(rc->mb, rc->uid, true, &root, &is_full) > 0)
+		return root;
+	return NULL;
+}
+
+static void search_parts_put(void *_ctx, const struct message_part *root)
+{
+	struct search_read_ctx *rc = _ctx;
+
+	imap_parts_cache_put(rc->mb, rc->uid, root, true);
 }
 
 static int search_keyword_index(void *_ctx, const char *name,
@@ -149,7 +177,12 @@ static int search_content(struct imap_cmd *cmd, struct search_ctx *ctx,
 		ctx->has_error = true;
 		return IMAP_SEARCH_NO;
 	}
-	ret = imap_search_eval_content(ctx->prog, m, search_pread, &rc);
+	rc.size = m->msg->size > 0 ? m->msg->size : UINT64_MAX;
+	rc.mb = client->mb;
+	rc.uid = m->msg->uid;
+	ret = imap_search_eval_content_parts(ctx->prog, m, search_pread, &rc,
+					     search_parts_get,
+					     search_parts_put);
 	if (ret < 0) {
 		log_error("imap search user=%s uid=%u: read() failed: %m",
 			  client->user, m->msg->uid);
@@ -335,15 +368,27 @@ static void search_finish(struct imap_cmd *cmd, struct search_ctx *ctx)
 	imap_cmd_ok(cmd, "%sSEARCH completed", cmd->uid ? "UID " : "");
 }
 
+/* Writes the queued trees (one index transaction). */
+static void search_cache_flush(struct imap_cmd *cmd)
+{
+	struct imap_client *client = cmd->client;
+	const char *error;
+
+	if (store_msg_cache_flush(client->mb, &error) < 0)
+		log_warn("imap search cache flush user=%s: %s", client->user,
+			 error);
+}
+
 static int search_continue(struct imap_cmd *cmd)
 {
 	struct search_ctx *ctx = cmd->ctx;
-
+	/* A full queue is written by the next put; the rest at the end. */
 	if (!search_slice(cmd, ctx)) {
 		cmd->resume = search_continue;
 		imap_cmd_wake(cmd);
 		return IMAP_CMD_AGAIN;
 	}
+	search_cache_flush(cmd);
 	search_finish(cmd, ctx);
 	return IMAP_CMD_DONE;
 }

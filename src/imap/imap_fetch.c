@@ -1,7 +1,8 @@
 /* imap_fetch.c: fetch-att parsing (RFC 3501 6.4.5 / 9 "fetch-att", RFC
  * 7162 3.1.4 CHANGEDSINCE) and the LF -> CRLF range converter used to
  * stream BODY[...] (see imap_fetch.h). BINARY[] (RFC 3516) is not
- * implemented: it is refused as an unknown item. */
+ * implemented: it is refused as an unknown item. Also the MIME tree's
+ * cache entry (imap_parts_cache_*). */
 #include "imap/imap_fetch.h"
 
 #include <ctype.h>
@@ -11,8 +12,10 @@
 #include <strings.h>
 
 #include "imap/imap_quote.h"
+#include "lib/log.h"
 #include "lib/strnum.h"
 #include "lib/xmalloc.h"
+#include "mail/message_parser.h"
 
 /* RFC 3501 section 9: number = 32-bit unsigned; RFC 7162: modseq is a
  * 63-bit value. */
@@ -558,4 +561,61 @@ size_t imap_fetch_header_end(const void *data, size_t len)
 			return i + 3;
 	}
 	return 0;
+}
+
+/* ---- the MIME tree in the store's cache ---- */
+
+#define PARTS_KIND_FULL 'F'
+#define PARTS_KIND_HEADER 'H'
+/* A cached tree is read back with the parser's own limits (and some room:
+ * the parser may make one part past its nesting limit). */
+#define PARTS_CACHE_MAX_DEPTH (MESSAGE_PARSER_DEFAULT_MAX_NESTING + 2)
+
+int imap_parts_cache_get(struct store_mailbox *mb, uint32_t uid,
+			 bool need_full, struct message_part **root_r,
+			 bool *is_full_r)
+{
+	unsigned char *data;
+	size_t size;
+	const char *error;
+	int ret;
+
+	*root_r = NULL;
+	ret = store_msg_cache_get(mb, uid, &data, &size, &error);
+	if (ret < 0)
+		log_warn("imap: cache read uid=%u failed: %s", uid, error);
+	if (ret <= 0)
+		return 0;
+	ret = 0;
+	if (size < 1 || (data[0] != PARTS_KIND_FULL &&
+			 data[0] != PARTS_KIND_HEADER))
+		log_warn("imap: cache entry uid=%u: unknown kind", uid);
+	else if (need_full && data[0] != PARTS_KIND_FULL)
+		;	/* header only: parse the whole message */
+	else if (message_part_deserialize(data + 1, size - 1,
+					  MESSAGE_PARSER_DEFAULT_MAX_PARTS,
+					  PARTS_CACHE_MAX_DEPTH, root_r,
+					  &error) < 0)
+		log_warn("imap: cache entry uid=%u: %s", uid, error);
+	else {
+		*is_full_r = data[0] == PARTS_KIND_FULL;
+		ret = 1;
+	}
+	free(data);
+	return ret;
+}
+
+void imap_parts_cache_put(struct store_mailbox *mb, uint32_t uid,
+			  const struct message_part *root, bool is_full)
+{
+	unsigned char *blob, *entry;
+	size_t size;
+
+	message_part_serialize(root, &blob, &size);
+	entry = xmalloc(size + 1);
+	entry[0] = is_full ? PARTS_KIND_FULL : PARTS_KIND_HEADER;
+	memcpy(entry + 1, blob, size);
+	store_msg_cache_put(mb, uid, entry, size + 1);
+	free(entry);
+	free(blob);
 }

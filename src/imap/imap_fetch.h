@@ -5,6 +5,9 @@
  * <start.length> counted in those converted ("virtual") octets. No I/O and
  * no session here: cmd_fetch.c reads files and writes replies.
  *
+ * Also the MIME tree's entry in the store's per-message cache, shared
+ * with SEARCH (imap_parts_cache_get/put, the only store calls here).
+ *
  * Limits: IMAP_FETCH_PATH_MAX section levels, IMAP_FETCH_ITEMS_MAX items
  * and IMAP_FETCH_FIELDS_MAX header field names per command. */
 #ifndef HERON_IMAP_FETCH_H
@@ -16,6 +19,7 @@
 
 #include "imap/imap_bodystructure.h"
 #include "imap/imap_parser.h"
+#include "store/store.h"
 
 #define IMAP_FETCH_PATH_MAX 32
 #define IMAP_FETCH_ITEMS_MAX 100
@@ -113,5 +117,22 @@ static inline bool imap_crlf_is_done(const struct imap_crlf *c)
 {
 	return c->left == 0;
 }
+
+/* ---- the MIME tree in the store's per-message cache ----
+ * Entry: one kind byte, 'F' (the whole tree) or 'H' (only the root
+ * header was parsed: enough for ENVELOPE, HEADER, TEXT), then
+ * message_part_serialize(). A deserialized tree equals the parsed one,
+ * so replies are byte-identical either way. */
+
+/* 1 with *root_r (caller frees) and *is_full_r when uid's tree is cached
+ * (a whole one when need_full), 0 when not. Store errors and corrupt
+ * entries are logged and count as 0. */
+int imap_parts_cache_get(struct store_mailbox *mb, uint32_t uid,
+			 bool need_full, struct message_part **root_r,
+			 bool *is_full_r);
+/* Queues root as uid's entry (store_msg_cache_put); the caller flushes
+ * (store_msg_cache_flush) at the end of its slice. */
+void imap_parts_cache_put(struct store_mailbox *mb, uint32_t uid,
+			  const struct message_part *root, bool is_full);
 
 #endif

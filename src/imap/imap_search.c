@@ -698,6 +698,9 @@ struct imap_search_scratch {
 	iconv_t cd;			/* (iconv_t)-1: text is UTF-8 */
 	unsigned char icarry[16];	/* incomplete iconv input */
 	size_t icarry_len;
+	/* the message being evaluated */
+	imap_search_parts_get_func *parts_get;	/* may be NULL */
+	imap_search_parts_put_func *parts_put;	/* may be NULL */
 };
 
 static void collect_keys(struct imap_search_scratch *s,
@@ -1264,16 +1267,14 @@ static int scan_parts(struct imap_search_scratch *s,
 	return 0;
 }
 
-/* A multipart or message/ * message: the MIME tree first (streamed
- * through the parser), then its text parts. */
-static int scan_mime(struct imap_search_scratch *s,
-		     imap_search_read_func *read, void *ctx)
+/* The MIME tree streamed through the parser (the header block's reads
+ * first), or NULL on a read error. */
+static struct message_part *parse_mime(struct imap_search_scratch *s,
+				       imap_search_read_func *read, void *ctx)
 {
 	struct message_parser *parser = message_parser_create(NULL);
-	struct message_part *root;
 	uint64_t off = s->hdr_read;
 	ssize_t n;
-	int ret;
 
 	message_parser_feed(parser, s->hdr, s->hdr_read);
 	while ((n = read(ctx, off, s->raw, IMAP_SEARCH_CHUNK_SIZE)) > 0) {
@@ -1282,9 +1283,28 @@ static int scan_mime(struct imap_search_scratch *s,
 	}
 	if (n < 0) {
 		message_parser_destroy(&parser);
-		return -1;
+		return NULL;
 	}
-	root = message_parser_finish(&parser);
+	return message_parser_finish(&parser);
+}
+
+/* A multipart or message/ * message: the MIME tree (cached, or parsed
+ * and offered to the cache), then its text parts, so with a cached tree
+ * the file is read once. */
+static int scan_mime(struct imap_search_scratch *s,
+		     imap_search_read_func *read, void *ctx)
+{
+	struct message_part *root = NULL;
+	int ret;
+
+	if (s->parts_get != NULL)
+		root = s->parts_get(ctx);
+	if (root == NULL) {
+		if ((root = parse_mime(s, read, ctx)) == NULL)
+			return -1;
+		if (s->parts_put != NULL)
+			s->parts_put(ctx, root);
+	}
 	ret = scan_parts(s, root, read, ctx);
 	message_part_free(&root);
 	return ret;
@@ -1329,11 +1349,27 @@ int imap_search_eval_content(struct imap_search_program *prog,
 			     const struct imap_search_msg *m,
 			     imap_search_read_func *read, void *read_ctx)
 {
+	return imap_search_eval_content_parts(prog, m, read, read_ctx, NULL,
+					      NULL);
+}
+
+/* imap_search_eval_content; a multipart message's tree comes from
+ * parts_get(read_ctx) when it returns one (freed here), else is parsed
+ * and given to parts_put(read_ctx, root) (not kept). */
+int imap_search_eval_content_parts(struct imap_search_program *prog,
+				   const struct imap_search_msg *m,
+				   imap_search_read_func *read, void *read_ctx,
+				   imap_search_parts_get_func *parts_get,
+				   imap_search_parts_put_func *parts_put)
+{
 	struct imap_search_scratch *s = scratch_get(prog);
 	struct eval_ctx ec = { prog, m, true, false, 0 };
 	struct header_info hi;
 	enum imap_search_result r;
 	size_t pending;
+
+	s->parts_get = parts_get;
+	s->parts_put = parts_put;
 
 	for (size_t i = 0; i < s->key_count; i++)
 		s->keys[i]->result = IMAP_SEARCH_MAYBE;

@@ -107,4 +107,17 @@ int imap_search_eval_content(struct imap_search_program *prog,
 			     const struct imap_search_msg *m,
 			     imap_search_read_func *read, void *read_ctx);
 
+/* imap_search_eval_content with the MIME structure cache: parts_get
+ * returns a cached part tree (or NULL), parts_put receives one the
+ * evaluation had to parse. Either may be NULL. */
+struct message_part;
+typedef struct message_part *imap_search_parts_get_func(void *read_ctx);
+typedef void imap_search_parts_put_func(void *read_ctx,
+					const struct message_part *root);
+int imap_search_eval_content_parts(struct imap_search_program *prog,
+				   const struct imap_search_msg *m,
+				   imap_search_read_func *read, void *read_ctx,
+				   imap_search_parts_get_func *parts_get,
+				   imap_search_parts_put_func *parts_put);
+
 #endif

@@ -59,7 +59,8 @@ static int index_dbis(struct store_index *idx, MDB_txn *txn,
 	    (rc = mdb_dbi_open(txn, "msg", flags, &idx->dbi_msg)) ||
 	    (rc = mdb_dbi_open(txn, "bname", flags, &idx->dbi_bname)) ||
 	    (rc = mdb_dbi_open(txn, "kw", flags, &idx->dbi_kw)) ||
-	    (rc = mdb_dbi_open(txn, "expunged", flags, &idx->dbi_exp)))
+	    (rc = mdb_dbi_open(txn, "expunged", flags, &idx->dbi_exp)) ||
+	    (rc = mdb_dbi_open(txn, "cache", flags, &idx->dbi_cache)))
 		return rc;
 	return index_get_meta(idx, txn, &meta);
 }
@@ -348,6 +349,7 @@ void store_index_unref(struct store_index **_idx)
 	 * moving an index aside) before this user logs in again. */
 	if (idx->env != NULL)
 		env_close(idx);
+	store_cache_queue_free(idx);
 	free(idx->path);
 	free(idx);
 }
@@ -509,8 +511,23 @@ int index_del_msg(struct store_index *idx, MDB_txn *txn,
 	    maildir_path_differs(msg.path, msg.hdr.path_len, msg.hdr.flags,
 				 msg.hdr.keywords))
 		rec->pending_renames--;
+	/* The cached structure goes with the record (same txn). */
+	if ((rc = index_del_cache(idx, txn, id, uid)) != 0)
+		return rc;
 	index_msg_key(kbuf, id, uid);
 	return mdb_del(txn, idx->dbi_msg, &key, NULL);
+}
+
+int index_del_cache(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		    uint32_t uid)
+{
+	uint8_t kbuf[8];
+	MDB_val key = { sizeof(kbuf), kbuf };
+	int rc;
+
+	index_msg_key(kbuf, id, uid);
+	rc = mdb_del(txn, idx->dbi_cache, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 int index_get_bname(struct store_index *idx, MDB_txn *txn, uint32_t id,
@@ -636,7 +653,8 @@ int index_del_mailbox_data(struct store_index *idx, MDB_txn *txn,
 	put_be32(prefix, id);
 	if ((rc = del_prefix(txn, idx->dbi_msg, prefix, 4)) != 0 ||
 	    (rc = del_prefix(txn, idx->dbi_bname, prefix, 4)) != 0 ||
-	    (rc = del_prefix(txn, idx->dbi_exp, prefix, 4)) != 0)
+	    (rc = del_prefix(txn, idx->dbi_exp, prefix, 4)) != 0 ||
+	    (rc = del_prefix(txn, idx->dbi_cache, prefix, 4)) != 0)
 		return rc;
 	rc = mdb_del(txn, idx->dbi_kw, &key, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;

@@ -380,4 +380,42 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids,
 int store_msgs_expunge(struct store_mailbox *mb, const uint32_t *uids,
 		       size_t count, const char **error_r);
 
+/* ---- per-message cache (derived data, e.g. the MIME structure) ----
+ * One opaque blob per message in the index (named DB "cache", key
+ * (mailbox id, UID)), with a guard (the message's size and a hash of its
+ * basename) checked on every get, so an entry is never served for
+ * another file. Expunge, sync dropping vanished files and mailbox delete
+ * remove the entries with the records (same transaction); an index
+ * rebuilt from heron-uidlist starts with an empty cache.
+ * Writes are batched: put queues in memory (per user index and process,
+ * at most STORE_CACHE_QUEUE_MAX entries / STORE_CACHE_QUEUE_BYTES; a put
+ * on a full queue flushes it first), flush writes the queue in one LMDB
+ * write transaction committed with MDB_NOMETASYNC (see cache.c: the data
+ * is synced once, the meta page is not, so a system crash may lose the
+ * last flush but never corrupts the index). Entries still queued when the
+ * user's store is closed are dropped. */
+#define STORE_CACHE_QUEUE_MAX 256
+#define STORE_CACHE_QUEUE_BYTES (4 * 1024 * 1024)
+/* Blobs larger than this are not cached. */
+#define STORE_CACHE_ENTRY_MAX (1024 * 1024)
+
+/* Looks up uid's entry: 1 found (*data_r malloc()ed, caller frees;
+ * *size_r its size), 0 not cached (or stale, or the message is gone),
+ * -1 error. Queued entries are not seen before they are flushed. */
+int store_msg_cache_get(struct store_mailbox *mb, uint32_t uid,
+			unsigned char **data_r, size_t *size_r,
+			const char **error_r);
+/* Queues data (copied) as uid's entry, replacing any older one when
+ * flushed. uid must be in mb's view; otherwise, or when the blob is
+ * larger than STORE_CACHE_ENTRY_MAX, nothing is queued. A failure of the
+ * implied flush is logged; the cache is only an optimisation. */
+void store_msg_cache_put(struct store_mailbox *mb, uint32_t uid,
+			 const void *data, size_t size);
+/* Writes the queue (cheap no-op when empty). Entries whose message is
+ * gone or changed (size, vsize, internal date) since the put are
+ * skipped. The queue is emptied even on error. Returns 0 or -1. */
+int store_msg_cache_flush(struct store_mailbox *mb, const char **error_r);
+/* Entries queued and not yet flushed (tests). */
+size_t store_msg_cache_queued(const struct store_mailbox *mb);
+
 #endif

@@ -71,6 +71,11 @@ struct store_index {
 	MDB_dbi dbi_bname;	/* (id BE32, basename) -> uid (u32) */
 	MDB_dbi dbi_kw;		/* id BE32 -> keyword names, NUL-ended */
 	MDB_dbi dbi_exp;	/* (id BE32, modseq BE64) -> uid ranges */
+	MDB_dbi dbi_cache;	/* (id BE32, uid BE32) -> index_cache_hdr +
+				   caller's data (cache.c) */
+	/* store_msg_cache_put entries not yet written (cache.c); shared by
+	 * the users of this index in the process, freed with it. */
+	struct store_cache_queue *cache_queue;
 };
 
 /* Records are stored in host byte order (the index never leaves the
@@ -280,7 +285,7 @@ int index_put_expunged(struct store_index *idx, MDB_txn *txn,
 		       struct index_mbox *rec, uint64_t modseq,
 		       const uint32_t *uids, size_t count);
 /* Drops every record of mailbox id (messages, basenames, keywords,
- * expunge history). */
+ * expunge history, cached structures). */
 int index_del_mailbox_data(struct store_index *idx, MDB_txn *txn,
 			   uint32_t id);
 /* Indexes files already in mb's folder in txn (rec read by the caller and
@@ -289,6 +294,23 @@ int index_del_mailbox_data(struct store_index *idx, MDB_txn *txn,
 int index_add_files(struct store_mailbox *mb, MDB_txn *txn,
 		    struct index_mbox *rec, const struct index_new_file *files,
 		    size_t count, uint32_t *uids_r);
+
+/* ---- cache.c ---- */
+/* Value header of a dbi_cache record, followed by the caller's bytes.
+ * The guard ties the entry to one message: a get compares it with the
+ * message record, so an entry can never be served for another file. */
+#define STORE_CACHE_MAGIC 0x48434331u	/* "HCC1" */
+struct index_cache_hdr {
+	uint32_t magic;
+	uint32_t reserved;
+	uint64_t size;		/* the message's index_msg.size */
+	uint64_t bname_hash;	/* FNV-1a 64 of its basename */
+};
+/* Frees idx's queue of unwritten entries (store_index_unref). */
+void store_cache_queue_free(struct store_index *idx);
+/* Deletes the cache entry of (id, uid) in txn; a missing one is fine. */
+int index_del_cache(struct store_index *idx, MDB_txn *txn, uint32_t id,
+		    uint32_t uid);
 
 /* ---- keywords.c ---- */
 /* Index of name in mailbox id's table (txn must be a write txn when
