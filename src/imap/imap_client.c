@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Client errors (BAD) tolerated before the session is closed. */
 #define IMAP_MAX_BAD_COMMANDS 20
@@ -33,8 +34,24 @@ struct imap_watcher {
 	struct imap_watcher *next;
 };
 static struct imap_watcher **imap_watchers;	/* [watch id] -> list */
+/* Per watch id: when the folder was last read for its idlers. */
+struct imap_watch_state {
+	uint64_t last_sync_msecs;
+	struct event *timer;	/* a deferred read, at most one */
+};
+static struct imap_watch_state *imap_watch_state;
 static int imap_watchers_cap;
 static struct event *imap_watch_event;
+/* Idlers' folders are read at most this often (ms). */
+#define IMAP_WATCH_MIN_MSECS 20
+
+static uint64_t imap_now_msecs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void imap_client_input(struct imap_client *client);
 static void imap_cmd_finish(struct imap_cmd *cmd);
@@ -371,30 +388,77 @@ static void imap_watch_notify_idlers(int id)
 	free(idlers);
 }
 
-/* One change of a watched folder: the directory is read once for the
- * whole process, then every session on it refreshes its view from the
- * index alone (thousands of IDLE sessions on one mailbox cost one scan). */
-static void imap_watch_changed(int id, void *ctx)
+static bool imap_watch_has_idlers(int id)
 {
-	struct imap_watcher *w;
+	for (struct imap_watcher *w = imap_watchers[id]; w != NULL;
+	     w = w->next) {
+		if (w->client->is_idling)
+			return true;
+	}
+	return false;
+}
+
+/* Reads the folder once for the whole process, then every session on it
+ * refreshes its view from the index alone (thousands of IDLE sessions on
+ * one mailbox cost one scan) and idlers are told at once. */
+static void imap_watch_sync(int id)
+{
 	const char *error;
 
-	if (id < 0 || id >= imap_watchers_cap || imap_watchers[id] == NULL)
-		return;
+	imap_watch_state[id].last_sync_msecs = imap_now_msecs();
 	if (store_mailbox_sync_index(imap_watchers[id]->client->mb,
 				     &error) < 0) {
 		/* Each session syncs (and reports) on its own then. */
 		log_debug("imap sync_index failed: %s", error);
+		return;
 	}
-	for (w = imap_watchers[id]; w != NULL; w = w->next) {
-		struct imap_client *client = w->client;
-
-		client->mailbox_changed = true;
-		client->index_is_fresh = true;
-	}
-	/* Idling sessions hear of it now, without a timer each. The list
-	 * may change under us (a BYE closes a session): walk a copy. */
+	for (struct imap_watcher *w = imap_watchers[id]; w != NULL;
+	     w = w->next)
+		w->client->index_is_fresh = true;
+	/* Without a timer each. The list may change under us (a BYE
+	 * closes a session): walk a copy. */
 	imap_watch_notify_idlers(id);
+}
+
+static void imap_watch_timer_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	int id = (int)(intptr_t)ctx;
+
+	if (id < imap_watchers_cap && imap_watchers[id] != NULL &&
+	    imap_watch_has_idlers(id))
+		imap_watch_sync(id);
+}
+
+/* One change of a watched folder. Sessions not idling only take note:
+ * their next command syncs. With idlers the folder is read at most once
+ * per IMAP_WATCH_MIN_MSECS, so a burst of changes (our own background
+ * renames after a big STORE) can't turn into a scan per event. */
+static void imap_watch_changed(int id, void *ctx)
+{
+	struct imap_watch_state *ws;
+	uint64_t now;
+
+	if (id < 0 || id >= imap_watchers_cap || imap_watchers[id] == NULL)
+		return;
+	for (struct imap_watcher *w = imap_watchers[id]; w != NULL;
+	     w = w->next)
+		w->client->mailbox_changed = true;
+	if (!imap_watch_has_idlers(id))
+		return;
+	ws = &imap_watch_state[id];
+	now = imap_now_msecs();
+	if (now - ws->last_sync_msecs >= IMAP_WATCH_MIN_MSECS) {
+		imap_watch_sync(id);
+	} else if (ws->timer == NULL ||
+		   !evtimer_pending(ws->timer, NULL)) {
+		struct timeval tv = { 0, (suseconds_t)(IMAP_WATCH_MIN_MSECS -
+					 (now - ws->last_sync_msecs)) * 1000 };
+		if (ws->timer == NULL)
+			ws->timer = evtimer_new(event_get_base(imap_watch_event),
+						imap_watch_timer_cb,
+						(void *)(intptr_t)id);
+		evtimer_add(ws->timer, &tv);
+	}
 }
 
 static void imap_watch_cb(evutil_socket_t fd, short what, void *ctx)
@@ -429,6 +493,11 @@ void imap_client_watch_start(struct imap_client *client)
 		memset(imap_watchers + imap_watchers_cap, 0,
 		       (size_t)(cap - imap_watchers_cap) *
 		       sizeof(*imap_watchers));
+		imap_watch_state = xreallocarray(imap_watch_state, (size_t)cap,
+						 sizeof(*imap_watch_state));
+		memset(imap_watch_state + imap_watchers_cap, 0,
+		       (size_t)(cap - imap_watchers_cap) *
+		       sizeof(*imap_watch_state));
 		imap_watchers_cap = cap;
 	}
 	w = xcalloc(1, sizeof(*w));

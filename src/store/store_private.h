@@ -47,6 +47,8 @@
 /* A directory whose mtime is this recent may still change within the
  * same timestamp tick: it is always scanned, and its mtime not trusted. */
 #define STORE_DIR_MTIME_SLACK_SECS 2
+/* The same for filesystems with sub-second directory timestamps. */
+#define STORE_DIR_MTIME_SLACK_MSECS 100
 /* Expunge history kept per mailbox (records, one per expunge/sync); older
  * records are dropped and expunged_floor raised. */
 #define STORE_EXPUNGED_RECORDS_MAX 1000

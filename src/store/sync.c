@@ -149,10 +149,13 @@ static int scan_dir(struct sync_ctx *ctx, const char *sub)
 static int dir_mtimes(struct store_mailbox *mb, int64_t ns_r[2])
 {
 	static const char *const subs[] = { "new", "cur" };
-	time_t now = time(NULL);
+	struct timespec now;
+	int64_t now_ns, slack_ns;
 	char path[4096];
 	struct stat st;
 
+	clock_gettime(CLOCK_REALTIME, &now);
+	now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "%s/%s", mb->dir, subs[i]);
 		if (stat(path, &st) < 0)
@@ -161,8 +164,14 @@ static int dir_mtimes(struct store_mailbox *mb, int64_t ns_r[2])
 					       strerror(errno));
 		ns_r[i] = (int64_t)st.st_mtim.tv_sec * 1000000000 +
 			st.st_mtim.tv_nsec;
-		if (st.st_mtim.tv_sec >= now - STORE_DIR_MTIME_SLACK_SECS ||
-		    ns_r[i] == 0)
+		/* A filesystem with sub-second timestamps (ext4, xfs, tmpfs:
+		 * the kernel's coarse clock, a few ms) can only hide a second
+		 * change within STORE_DIR_MTIME_SLACK_MSECS; one with whole
+		 * seconds (tv_nsec always 0) within seconds. */
+		slack_ns = st.st_mtim.tv_nsec != 0 ?
+			(int64_t)STORE_DIR_MTIME_SLACK_MSECS * 1000000 :
+			(int64_t)STORE_DIR_MTIME_SLACK_SECS * 1000000000;
+		if (ns_r[i] >= now_ns - slack_ns || ns_r[i] == 0)
 			ns_r[i] = 0;
 	}
 	return 0;
