@@ -571,7 +571,8 @@ static void imap_flush_cb(evutil_socket_t fd, short what, void *ctx)
 	const char *error;
 	int left;
 
-	if (client->mb == NULL)
+	/* Commands first: imap_cmd_finish schedules us again. */
+	if (client->mb == NULL || client->cmd != NULL)
 		return;
 	left = store_mailbox_flush_renames(client->mb, IMAP_RENAME_SLICE,
 					   &error);

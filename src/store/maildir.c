@@ -444,8 +444,11 @@ void store_mailbox_close(struct store_mailbox **_mb)
 	if (mb == NULL)
 		return;
 	*_mb = NULL;
+	/* A bounded part only: closing after STORE 1:* on a huge mailbox
+	 * must not stall the worker; the index keeps the rest pending for
+	 * the next session that opens the mailbox to flush in slices. */
 	if (mb->rec.pending_renames > 0)
-		store_flush_all(mb);
+		store_flush_all(mb, STORE_CLOSE_FLUSH_MAX);
 	if (mb->pop3_fd >= 0)
 		close(mb->pop3_fd);	/* releases the flock */
 	free(mb->msgs);

@@ -31,14 +31,15 @@ struct msg_txn {
 	struct index_mbox rec;
 };
 
-static int txn_begin(struct msg_txn *t, struct store_mailbox *mb)
+static int txn_begin_flags(struct msg_txn *t, struct store_mailbox *mb,
+			   unsigned flags)
 {
 	int rc;
 
 	t->mb = mb;
 	t->idx = mb->su->index;
 	for (int tries = 0;; tries++) {
-		rc = store_index_txn_begin(t->idx, 0, &t->txn);
+		rc = store_index_txn_begin(t->idx, flags, &t->txn);
 		if (rc != 0)
 			return rc;
 		rc = index_get_mbox(t->idx, t->txn, mb->key, &t->rec);
@@ -53,6 +54,11 @@ static int txn_begin(struct msg_txn *t, struct store_mailbox *mb)
 		if (store_sync(mb, false) < 0)
 			return -1;
 	}
+}
+
+static int txn_begin(struct msg_txn *t, struct store_mailbox *mb)
+{
+	return txn_begin_flags(t, mb, 0);
 }
 
 static void txn_abort_keep_errno(MDB_txn *txn)
@@ -586,7 +592,10 @@ int store_mailbox_flush_renames(struct store_mailbox *mb,
 		return 0;	/* none as of our last look at the record */
 	memset(&f, 0, sizeof(f));
 	f.max_count = max_count > 0 ? max_count : 1;
-	if ((rc = txn_begin(&f.t, mb)) != 0)
+	/* Only file paths change here (the flags are already durable): a
+	 * crash may undo this commit, and the next sync finds the files by
+	 * basename, so one data sync is enough (no meta-page sync). */
+	if ((rc = txn_begin_flags(&f.t, mb, MDB_NOMETASYNC)) != 0)
 		return mdb_fail(mb, "flushing renames", rc, error_r);
 	if (f.t.rec.pending_renames > 0)
 		rc = flush_slice(&f, mb);
@@ -603,16 +612,19 @@ int store_mailbox_flush_renames(struct store_mailbox *mb,
 		(int)(f.t.rec.pending_renames - f.skipped) : 0;
 }
 
-void store_flush_all(struct store_mailbox *mb)
+void store_flush_all(struct store_mailbox *mb, unsigned max_count)
 {
 	const char *error;
 	int left, prev = -1;
+	unsigned done = 0;
 
 	while ((left = store_mailbox_flush_renames(mb, STORE_FLUSH_SLICE,
 						   &error)) > 0) {
 		if (left == prev)
 			return;	/* no progress: left for later */
 		prev = left;
+		if ((done += STORE_FLUSH_SLICE) >= max_count)
+			return;	/* the index keeps the rest pending */
 	}
 	if (left < 0)
 		log_error("store: flushing renames in %s failed: %s",

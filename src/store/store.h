@@ -170,8 +170,9 @@ int store_mailbox_open(struct store_user *su, const char *name,
 int store_mailbox_open_flags(struct store_user *su, const char *name,
 			     unsigned flags, struct store_mailbox **mb_r,
 			     const char **error_r);
-/* Flushes the mailbox's pending renames (store_mailbox_flush_renames),
- * releases the POP3 lock, frees the view. */
+/* Flushes up to a couple of thousand pending renames
+ * (store_mailbox_flush_renames; the index keeps any rest pending for the
+ * next session of the mailbox), releases the POP3 lock, frees the view. */
 void store_mailbox_close(struct store_mailbox **mb);
 /* Creates the Maildir++ folder for name (not INBOX): -1 with errno EEXIST
  * if it exists, EINVAL if the name is not allowed (see maildir.c). */

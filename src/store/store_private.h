@@ -371,7 +371,10 @@ int uidlist_rewrite(const char *dir, struct store_index *idx, MDB_txn *txn,
 #define STORE_FLUSH_SLICE 1000
 /* Flushes every pending rename of mb's mailbox (close, INBOX rename);
  * failures are logged: the renames stay pending in the index. */
-void store_flush_all(struct store_mailbox *mb);
+/* Flushes pending renames, at most about max_count of them. */
+void store_flush_all(struct store_mailbox *mb, unsigned max_count);
+/* Renames store_mailbox_close does before it leaves the rest pending. */
+#define STORE_CLOSE_FLUSH_MAX 2000
 
 /* ---- sync.c ---- */
 /* Syncs the mailbox; rebuilds the view when build_view is true, and then
