@@ -151,9 +151,44 @@ static void imap_login_callback(enum auth_result result, const char *user,
 	imap_cmd_wake(cmd);
 }
 
+/* Users whose default folders this process has made sure of, so a login
+ * costs no mkdir()s after the first one (bounded: forgotten when full). */
+#define IMAP_FOLDERS_DONE_MAX 4096
+
+static bool imap_default_folders_done(const char *user)
+{
+	static char *done[IMAP_FOLDERS_DONE_MAX];
+	static unsigned count;
+	unsigned h = 5381, i;
+
+	for (const char *p = user; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	for (i = h % IMAP_FOLDERS_DONE_MAX; done[i] != NULL;
+	     i = (i + 1) % IMAP_FOLDERS_DONE_MAX) {
+		if (strcmp(done[i], user) == 0)
+			return true;
+	}
+	if (count >= IMAP_FOLDERS_DONE_MAX / 2) {
+		for (unsigned j = 0; j < IMAP_FOLDERS_DONE_MAX; j++) {
+			free(done[j]);
+			done[j] = NULL;
+		}
+		count = 0;
+		for (i = h % IMAP_FOLDERS_DONE_MAX; done[i] != NULL;
+		     i = (i + 1) % IMAP_FOLDERS_DONE_MAX)
+			;
+	}
+	done[i] = xstrdup(user);
+	count++;
+	return false;
+}
+
 static void imap_create_default_folders(struct imap_client *client)
 {
 	const char *error;
+
+	if (imap_default_folders_done(client->user))
+		return;
 
 	for (size_t i = 0; i < sizeof(imap_default_folders) /
 		     sizeof(imap_default_folders[0]); i++) {

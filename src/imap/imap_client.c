@@ -32,6 +32,7 @@
 struct imap_watcher {
 	struct imap_client *client;
 	struct imap_watcher *next;
+	struct imap_watcher **pprev;	/* O(1) removal at unselect */
 };
 static struct imap_watcher **imap_watchers;	/* [watch id] -> list */
 /* Per watch id: when the folder was last read for its idlers. */
@@ -503,25 +504,27 @@ void imap_client_watch_start(struct imap_client *client)
 	w = xcalloc(1, sizeof(*w));
 	w->client = client;
 	w->next = imap_watchers[id];
+	if (w->next != NULL)
+		w->next->pprev = &w->next;
+	w->pprev = &imap_watchers[id];
 	imap_watchers[id] = w;
+	client->watcher = w;
 }
 
 static void imap_client_watch_stop(struct imap_client *client)
 {
 	int id = client->watch_id;
 
+	struct imap_watcher *w = client->watcher;
+
 	if (id < 0)
 		return;
-	if (id < imap_watchers_cap) {
-		for (struct imap_watcher **p = &imap_watchers[id]; *p != NULL;
-		     p = &(*p)->next) {
-			if ((*p)->client == client) {
-				struct imap_watcher *w = *p;
-				*p = w->next;
-				free(w);
-				break;
-			}
-		}
+	if (w != NULL) {
+		*w->pprev = w->next;
+		if (w->next != NULL)
+			w->next->pprev = w->pprev;
+		free(w);
+		client->watcher = NULL;
 	}
 	store_watch_remove(id);
 	client->watch_id = -1;

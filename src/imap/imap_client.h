@@ -26,6 +26,7 @@
 
 struct evbuffer;
 struct imap_cmd;
+struct imap_watcher;
 
 extern const struct proto_ops imap_proto_ops;
 
@@ -88,6 +89,7 @@ struct imap_client {
 	char *mailbox_name;
 	bool is_readonly;		/* EXAMINE */
 	int watch_id;			/* store_watch_add, -1 if none */
+	struct imap_watcher *watcher;	/* our entry in the watch routing */
 	bool mailbox_changed;		/* watch fired since the last sync */
 	/* The process synced the folder's index since that event: the
 	 * next sync may trust the index without reading directories. */
