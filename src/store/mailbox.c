@@ -456,9 +456,7 @@ static int list_read(struct store_user *su, struct name_list *nl)
 		snprintf(path, sizeof(path), "%s/%s", su->root, de->d_name);
 		if (!is_folder(path))
 			continue;
-		memcpy(name, de->d_name + 1, len);
-		for (char *p = name; *p != '\0'; p++)
-			*p = *p == '.' ? '/' : *p;
+		maildir_key_to_name(de->d_name + 1, name, sizeof(name));
 		if (store_mailbox_name_error(name) == NULL &&
 		    strcasecmp(name, "INBOX") != 0)
 			names_add(nl, name);

@@ -4,10 +4,12 @@
  *
  * Folder names: "INBOX" (any case) is the Maildir itself; "A/B" is the
  * Maildir++ folder ".A.B". Because '.' is Maildir++'s separator on disk,
- * names containing '.' are refused (they would alias "A/B"), as are empty
- * components, control bytes and names over STORE_MAILBOX_NAME_MAX. */
+ * a '.' inside a name is stored as "^2e" (maildir_name_to_key). Empty
+ * components, control bytes and names over STORE_MAILBOX_NAME_MAX are
+ * refused. */
 #include "store/store_private.h"
 #include "conf/config.h"
+#include "lib/strnum.h"
 #include "lib/xmalloc.h"
 
 #include <dirent.h>
@@ -208,14 +210,62 @@ const char *store_mailbox_name_error(const char *name)
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
 		if (*p < 0x20 || *p == 0x7f)
 			return "control character in mailbox name";
-		/* '.' separates levels on disk (Maildir++): "a.b" would
-		 * be the folder "a/b" to every other Maildir reader. */
-		if (*p == '.')
-			return "mailbox names may not contain '.'";
+		/* "." and ".." levels are stored escaped, so they are safe,
+		 * but no client means them: refuse rather than surprise. */
+		if (*p == '.' && (p == (const unsigned char *)name ||
+				  p[-1] == '/') &&
+		    (p[1] == '\0' || p[1] == '/' ||
+		     (p[1] == '.' && (p[2] == '\0' || p[2] == '/'))))
+			return "mailbox name has a \".\" or \"..\" level";
 	}
 	/* "INBOX/x" is fine; a level named like Maildir++'s own files
 	 * is not an issue since folders all start with '.'. */
 	return NULL;
+}
+
+/* '.' separates levels on disk (Maildir++), so a '.' inside a name is
+ * stored escaped as "^2e" (and '^' as "^5e"), the form Dovecot's
+ * maildir_name_escape_char = ^ uses. "a/b.c" -> ".a.b^2ec". */
+char *maildir_name_to_key(const char *name)
+{
+	size_t len = strlen(name);
+	char *key = xmalloc(1 + len * 3 + 1), *o = key;	/* SIZE-MATH */
+
+	*o++ = '.';
+	for (const char *p = name; *p != '\0'; p++) {
+		if (*p == '/') {
+			*o++ = '.';
+		} else if (*p == '.' || *p == '^') {
+			*o++ = '^';
+			*o++ = *p == '.' ? '2' : '5';
+			*o++ = 'e';
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return key;
+}
+
+void maildir_key_to_name(const char *key, char *name, size_t size)
+{
+	size_t n = 0;
+
+	for (const char *p = key; *p != '\0' && n + 1 < size; p++) {
+		int hi, lo;
+
+		if (*p == '.') {
+			name[n++] = '/';
+		} else if (*p == '^' && (hi = hex_digit_value((unsigned char)
+							      p[1])) >= 0 &&
+			   (lo = hex_digit_value((unsigned char)p[2])) >= 0) {
+			name[n++] = (char)(hi * 16 + lo);
+			p += 2;
+		} else {
+			name[n++] = *p;
+		}
+	}
+	name[n] = '\0';
 }
 
 int maildir_resolve_why(struct store_user *su, const char *name,
@@ -233,11 +283,7 @@ int maildir_resolve_why(struct store_user *su, const char *name,
 		errno = EINVAL;
 		return -1;
 	}
-	key = xasprintf(".%s", name);
-	for (char *p = key; *p != '\0'; p++) {
-		if (*p == '/')
-			*p = '.';
-	}
+	key = maildir_name_to_key(name);
 	*key_r = key;
 	*dir_r = xasprintf("%s/%s", su->root, key);
 	return 0;

@@ -184,6 +184,10 @@ struct index_new_file {
 /* ---- maildir.c ---- */
 /* Maps a mailbox name to its index key and directory. -1 with errno
  * EINVAL on names that are not allowed. Caller frees both. */
+/* Mailbox name <-> Maildir++ folder key (".a.b^2ec" for "a/b.c"). */
+char *maildir_name_to_key(const char *name);
+/* key without its leading '.'; output truncated to size. */
+void maildir_key_to_name(const char *key, char *name, size_t size);
 int maildir_resolve(struct store_user *su, const char *name, char **key_r,
 		    char **dir_r);
 /* Flags from a file name's ":2," suffix (none for other names). */

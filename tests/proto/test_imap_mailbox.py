@@ -212,15 +212,22 @@ def test_select_with_imaplib(heron):
 
 # ------------------------------------------------------- CREATE / DELETE
 
-def test_create_and_errors(raw):
+def test_create_and_errors(heron, raw):
     r = raw()
     r.ok("CREATE Work")
     u, t = r.cmd("CREATE Work")
     assert t.startswith("NO [ALREADYEXISTS]"), t
     u, t = r.cmd("CREATE inbox")
     assert t.startswith("NO [ALREADYEXISTS]"), t
-    u, t = r.cmd('CREATE "a.b"')
-    assert t.startswith("NO [CANNOT]") and "'.'" in t, t
+    # '.' in a name works (escaped on disk) and lists back unchanged.
+    r.ok('CREATE "v1.2/notes.txt"')
+    u = r.ok('LIST "" "v1.2*"')
+    assert any('"v1.2/notes.txt"' in ln or " v1.2/notes.txt" in ln
+               for ln in u), u
+    assert os.path.isdir(os.path.join(heron.maildir("alice"),
+                                      ".v1^2e2.notes^2etxt", "cur"))
+    u, t = r.cmd('CREATE "x/.."')
+    assert t.startswith(("NO", "BAD")), t
     u, t = r.cmd('CREATE "a&b"')          # bad mUTF-7
     assert t.startswith("NO"), t
     u, t = r.cmd("CREATE")
