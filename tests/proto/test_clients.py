@@ -6,6 +6,7 @@ import os
 import poplib
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -153,3 +154,63 @@ def test_fetchmail_big_message(heron):
     r, content = run_fetchmail(heron, "bob", FETCHMAIL_MODES["plain"])
     assert r.returncode == 0, r.stdout.decode(errors="replace")[-2000:]
     assert lf(big).split(b"\n\n", 1)[1] in content
+
+
+# ---------------------------------------------------------------- getmail
+
+needs_getmail = pytest.mark.skipif(shutil.which("getmail") is None,
+                                   reason="getmail (getmail6) not installed")
+
+
+@needs_getmail
+def test_getmail_pop3_into_maildir(heron):
+    """getmail6 downloads over POP3 into a Maildir, deletes on the
+    server, and a second run finds nothing new."""
+    msgs = [crlf(data_file("simple.eml")), crlf(data_file("dotstuff.eml"))]
+    for m in msgs:
+        deliver(heron, "alice", m)
+    # Its own directory: getmail's delivery runs as nobody when we are
+    # root, and the daemon's directory is private (0700).
+    gdir = tempfile.mkdtemp(prefix="heron-getmail")
+    os.chmod(gdir, 0o755)
+    try:
+        _getmail_run(heron, gdir, msgs)
+    finally:
+        shutil.rmtree(gdir, ignore_errors=True)
+
+
+def _getmail_run(heron, gdir, msgs):
+    dest = os.path.join(gdir, "Maildir")
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(dest, sub), exist_ok=True)
+    user_line = ""
+    if os.geteuid() == 0:
+        # getmail refuses to deliver as root: it drops to nobody.
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        for root, dirs, _ in os.walk(dest):
+            os.chown(root, nobody.pw_uid, nobody.pw_gid)
+        user_line = "user = nobody\n"
+    rc = os.path.join(gdir, "getmailrc")
+    with open(rc, "w") as f:
+        f.write("[retriever]\ntype = SimplePOP3Retriever\n"
+                "server = 127.0.0.1\nport = %d\nusername = alice\n"
+                "password = %s\n\n[destination]\ntype = Maildir\n"
+                "path = %s/\n%s\n[options]\ndelete = true\n"
+                "read_all = false\nverbose = 1\n"
+                % (heron.pop3_port, PASSWORDS["alice"], dest, user_line))
+    os.chmod(rc, 0o600)
+    cmd = ["getmail", "--getmaildir", gdir, "--rcfile", rc]
+    r = subprocess.run(cmd, capture_output=True, timeout=60)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode == 0, out[-3000:]
+    got = [open(p, "rb").read() for p in
+           heronlib.maildir_files(dest, ("new", "cur"))]
+    assert len(got) == 2, out[-2000:]
+    for m in msgs:
+        body = lf(m).split(b"\n\n", 1)[1]
+        assert any(body in g for g in got), body[:80]
+    assert heronlib.maildir_files(heron.maildir("alice")) == []
+    r = subprocess.run(cmd, capture_output=True, timeout=60)
+    assert r.returncode == 0
+    assert len(heronlib.maildir_files(dest, ("new", "cur"))) == 2
