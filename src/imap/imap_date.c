@@ -2,6 +2,7 @@
  * civil-calendar arithmetic (proleptic Gregorian, years 1..9999), so
  * results don't depend on TZ or the C library's mktime. */
 #include "imap/imap_date.h"
+#include "lib/timeutil.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,18 +27,6 @@ static int days_in_month(int64_t y, int m)
 	return m == 2 && is_leap(y) ? 29 : days[m - 1];
 }
 
-/* Days since 1970-01-01 (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
 
 static void civil_from_days(int64_t z, int64_t *y_r, int *m_r, int *d_r)
 {
@@ -96,7 +85,7 @@ static bool parse_date_rest(const char *s, size_t len, size_t *pos,
 		return false;
 	if (y < 1 || day < 1 || day > days_in_month(y, m + 1))
 		return false;
-	*days_r = days_from_civil(y, m + 1, day);
+	*days_r = days_from_civil(y, (unsigned)m + 1, (unsigned)day);
 	return true;
 }
 

@@ -5,6 +5,7 @@
  * owned by the command. Limits: settings (line, depth, args, in-memory
  * literal); literal sizes up to 2^63-1 (RFC 9051 number64). */
 #include "imap/imap_parser.h"
+#include "lib/utf8.h"
 
 #include <assert.h>
 #include <event2/buffer.h>
@@ -424,7 +425,6 @@ static int finish_atom(struct imap_parser *p, unsigned char c)
 	return ret;
 }
 
-static bool utf8_is_valid(const unsigned char *s, size_t len);
 
 static int finish_quoted(struct imap_parser *p)
 {
@@ -1028,46 +1028,6 @@ bool imap_parser_is_idle(struct imap_parser *parser)
 	return parser->state == PS_LINE_START || parser->state == PS_DONE;
 }
 
-/* ---- UTF-8 check for quoted strings (RFC 3629 section 4) ---- */
-
-static bool utf8_is_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0, n, k;
-	uint32_t cp;
-
-	while (i < len) {
-		unsigned char c = s[i];
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i <= n)
-			return false;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
 
 /* ---- accessors ---- */
 

@@ -10,40 +10,8 @@
 
 #include "imap/imap_parser.h"
 #include "imap/imap_utf7.h"
+#include "lib/utf8.h"
 
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0, n, k;
-	uint32_t cp;
-
-	while (i < len) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (s[i] >= 0xc2 && s[i] <= 0xdf)
-			n = 1;
-		else if (s[i] >= 0xe0 && s[i] <= 0xef)
-			n = 2;
-		else if (s[i] >= 0xf0 && s[i] <= 0xf4)
-			n = 3;
-		else
-			return false;
-		if (len - i <= n)
-			return false;
-		cp = s[i] & (0x3f >> n);
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
 
 bool imap_can_quote(const char *str, size_t len, unsigned flags)
 {
@@ -60,7 +28,7 @@ bool imap_can_quote(const char *str, size_t len, unsigned flags)
 	}
 	if (!has_8bit)
 		return true;
-	return (flags & IMAP_QUOTE_UTF8) != 0 && utf8_valid(s, len);
+	return (flags & IMAP_QUOTE_UTF8) != 0 && utf8_is_valid(s, len);
 }
 
 void imap_append_literal(struct evbuffer *out, const char *str, size_t len)
@@ -130,7 +98,7 @@ int imap_append_mailbox(struct evbuffer *out, const char *name, size_t len,
 {
 	char *enc;
 
-	if (!utf8_valid((const unsigned char *)name, len))
+	if (!utf8_is_valid((const unsigned char *)name, len))
 		return -1;
 	if (len == 5 && strncasecmp(name, "INBOX", 5) == 0) {
 		evbuffer_add(out, "INBOX", 5);

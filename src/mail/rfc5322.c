@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "lib/strbuf.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 
 /* ---- header fields ---- */
@@ -453,18 +454,6 @@ static size_t read_alpha(struct lex *l, char *buf, size_t size)
 	return n;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, unsigned int m, unsigned int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
 
 static int parse_zone(struct lex *l, int *offset_r)
 {
