@@ -49,7 +49,7 @@ $(BUILD)/libheron.a: $(LIB_OBJS)
 $(BUILD)/heron: $(MAIN_OBJS) $(BUILD)/libheron.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(MAIN_OBJS) $(BUILD)/libheron.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libheron.a
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h tests/unit/store_fixture.h $(BUILD)/libheron.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libheron.a $(LDLIBS)
 

@@ -3,6 +3,7 @@
  * removed, renamed), flags, expunge, index loss and corruption, the POP3
  * lock, and delivery failures injected at each step. */
 #include "test.h"
+#include "store_fixture.h"
 #include "store/store.h"
 #include "store/store_private.h"
 #include "conf/config.h"
@@ -22,48 +23,17 @@
 /* test.h compares idx >= 0: pass loop counters as int. */
 #define T_IDX(cond, i) test_assert_idx(cond, (int)(i))
 
-static char test_dir[256];
-static struct settings test_set;
 
-/* Used when the real config.c is not linked in. */
-__attribute__((weak)) char *config_mail_path(const struct settings *set,
-					     const char *user)
-{
-	(void)set;
-	return xasprintf("%s/%s", test_dir, user);
-}
 
-static int rm_cb(const char *path, const struct stat *st, int type,
-		 struct FTW *ftw)
-{
-	(void)st; (void)type; (void)ftw;
-	return remove(path);
-}
 
 static void setup(void)
 {
-	snprintf(test_dir, sizeof(test_dir), "/tmp/heron-store-XXXXXX");
-	if (mkdtemp(test_dir) == NULL)
-		abort();
-	free(test_set.mail_path);
-	test_set.mail_path = xasprintf("%s/%%u", test_dir);
-}
-
-static void teardown(void)
-{
-	nftw(test_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	store_fixture_setup("heron-store");
 }
 
 static struct store_user *user_open(const char *user)
 {
-	struct store_user *su = NULL;
-	const char *error;
-
-	if (store_user_open(&test_set, user, &su, &error) < 0) {
-		printf("store_user_open: %s\n", error);
-		abort();
-	}
-	return su;
+	return store_fixture_user(user);
 }
 
 static struct store_mailbox *mbox_open(struct store_user *su,

@@ -3,6 +3,7 @@
  * vanished files and mailbox delete, persistence over a reopen, and the
  * queue bound. Real files under a mkdtemp() directory. */
 #include "test.h"
+#include "store_fixture.h"
 #include "store/store.h"
 #include "store/store_private.h"
 #include "conf/config.h"
@@ -15,48 +16,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char test_dir[256];
-static struct settings test_set;
 
-/* Used when the real config.c is not linked in. */
-__attribute__((weak)) char *config_mail_path(const struct settings *set,
-					     const char *user)
-{
-	(void)set;
-	return xasprintf("%s/%s", test_dir, user);
-}
 
-static int rm_cb(const char *path, const struct stat *st, int type,
-		 struct FTW *ftw)
-{
-	(void)st; (void)type; (void)ftw;
-	return remove(path);
-}
 
 static void setup(void)
 {
-	snprintf(test_dir, sizeof(test_dir), "/tmp/heron-cache-XXXXXX");
-	if (mkdtemp(test_dir) == NULL)
-		abort();
-	free(test_set.mail_path);
-	test_set.mail_path = xasprintf("%s/%%u", test_dir);
-}
-
-static void teardown(void)
-{
-	nftw(test_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	store_fixture_setup("heron-cache");
 }
 
 static struct store_user *user_open(void)
 {
-	struct store_user *su = NULL;
-	const char *error;
-
-	if (store_user_open(&test_set, "u", &su, &error) < 0) {
-		printf("store_user_open: %s\n", error);
-		abort();
-	}
-	return su;
+	return store_fixture_user("u");
 }
 
 static struct store_mailbox *mbox_open(struct store_user *su,

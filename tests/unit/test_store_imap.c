@@ -5,6 +5,7 @@
  * views, mailbox delete/rename/list/subscriptions, copy, APPEND with
  * keywords, and inotify watches with a delivering child process. */
 #include "test.h"
+#include "store_fixture.h"
 #include "store/store.h"
 #include "store/store_private.h"
 #include "conf/config.h"
@@ -23,47 +24,17 @@
 
 #define T_IDX(cond, i) test_assert_idx(cond, (int)(i))
 
-static char test_dir[256];
-static struct settings test_set;
 
-__attribute__((weak)) char *config_mail_path(const struct settings *set,
-					     const char *user)
-{
-	(void)set;
-	return xasprintf("%s/%s", test_dir, user);
-}
 
-static int rm_cb(const char *path, const struct stat *st, int type,
-		 struct FTW *ftw)
-{
-	(void)st; (void)type; (void)ftw;
-	return remove(path);
-}
 
 static void setup(void)
 {
-	snprintf(test_dir, sizeof(test_dir), "/tmp/heron-simap-XXXXXX");
-	if (mkdtemp(test_dir) == NULL)
-		abort();
-	free(test_set.mail_path);
-	test_set.mail_path = xasprintf("%s/%%u", test_dir);
-}
-
-static void teardown(void)
-{
-	nftw(test_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	store_fixture_setup("heron-simap");
 }
 
 static struct store_user *user_open(const char *user)
 {
-	struct store_user *su = NULL;
-	const char *error;
-
-	if (store_user_open(&test_set, user, &su, &error) < 0) {
-		printf("store_user_open: %s\n", error);
-		abort();
-	}
-	return su;
+	return store_fixture_user(user);
 }
 
 static struct store_mailbox *mbox_open(struct store_user *su,
