@@ -7,6 +7,7 @@ deadline; nothing here touches DNS, system files or non-loopback addresses.
 """
 
 import base64
+import getpass
 import os
 import re
 import shutil
@@ -397,6 +398,35 @@ class LmtpRaw:
 
     def close(self):
         self.c.close()
+
+
+# ---------------------------------------------------------------- fetchmail
+
+def run_fetchmail(heron, user, protocol, port, options, home_tag="fm"):
+    """Runs fetchmail once for user (protocol POP3 or IMAP) with the
+    given "options" text, delivering into an mbox through an mda.
+    Returns (CompletedProcess, mbox bytes)."""
+    home = os.path.join(heron.dir, "%s-home-%s" % (home_tag, user))
+    os.makedirs(home, exist_ok=True)
+    out = os.path.join(home, "mbox")
+    rc = os.path.join(home, "fetchmailrc")
+    with open(rc, "w") as f:
+        f.write("set no syslog\nset no bouncemail\n"
+                "poll 127.0.0.1 with protocol %s port %d timeout 10\n"
+                "  user \"%s\" there with password \"%s\" is \"%s\" here\n"
+                "  options %s\n"
+                "  mda \"cat >> %s\"\n"
+                % (protocol, port, user, PASSWORDS[user], getpass.getuser(),
+                   options, out))
+    os.chmod(rc, 0o600)
+    env = dict(os.environ, HOME=home, FETCHMAILHOME=home)
+    r = subprocess.run([shutil.which("fetchmail") or "fetchmail", "-f", rc,
+                        "--nodetach", "-v", "--pidfile",
+                        os.path.join(home, "pid")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       env=env, timeout=60, cwd=home)
+    content = open(out, "rb").read() if os.path.exists(out) else b""
+    return r, content
 
 
 # ---------------------------------------------------------------- maildir

@@ -1,7 +1,6 @@
 """Real POP3 clients against the daemon: curl (pop3://, pop3s://) and
 fetchmail (plain, STLS, implicit TLS) delivering into a file via --mda."""
 
-import getpass
 import os
 import poplib
 import shutil
@@ -86,26 +85,9 @@ def test_curl_wrong_password(heron):
 
 
 def run_fetchmail(heron, user, options):
-    home = os.path.join(heron.dir, "fm-home-" + user)
-    os.makedirs(home, exist_ok=True)
-    out = os.path.join(home, "mbox")
-    rc = os.path.join(home, "fetchmailrc")
-    with open(rc, "w") as f:
-        f.write("set no syslog\nset no bouncemail\n"
-                "poll 127.0.0.1 with protocol POP3 port %d timeout 10\n"
-                "  user \"%s\" there with password \"%s\" is \"%s\" here\n"
-                "  options nokeep %s\n"
-                "  mda \"cat >> %s\"\n"
-                % (options.get("port", heron.pop3_port), user,
-                   PASSWORDS[user], getpass.getuser(), options["tls"], out))
-    os.chmod(rc, 0o600)
-    env = dict(os.environ, HOME=home, FETCHMAILHOME=home)
-    r = subprocess.run([FETCHMAIL, "-f", rc, "--nodetach", "-v",
-                        "--pidfile", os.path.join(home, "pid")],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       env=env, timeout=60, cwd=home)
-    content = open(out, "rb").read() if os.path.exists(out) else b""
-    return r, content
+    return heronlib.run_fetchmail(
+        heron, user, "POP3", options.get("port", heron.pop3_port),
+        "nokeep " + options["tls"])
 
 
 FETCHMAIL_MODES = {

@@ -8,7 +8,6 @@ only. A missing client binary skips its tests (scripts/deps.sh installs
 curl, isync and fetchmail). The server side is checked with imaplib.
 """
 
-import getpass
 import imaplib
 import os
 import re
@@ -498,26 +497,10 @@ def test_offlineimap_two_way(heron, tmp_path):
 # ---------------------------------------------------------------- fetchmail
 
 def run_fetchmail(heron, user, port, tls, keep=False):
-    home = os.path.join(heron.dir, "fmi-home-" + user)
-    os.makedirs(home, exist_ok=True)
-    out = os.path.join(home, "mbox")
-    rc = os.path.join(home, "fetchmailrc")
-    with open(rc, "w") as f:
-        f.write("set no syslog\nset no bouncemail\n"
-                "poll 127.0.0.1 with protocol IMAP port %d timeout 10\n"
-                "  user \"%s\" there with password \"%s\" is \"%s\" here\n"
-                "  options %s fetchall %s\n"
-                "  mda \"cat >> %s\"\n"
-                % (port, user, PASSWORDS[user], getpass.getuser(),
-                   "keep" if keep else "nokeep", tls, out))
-    os.chmod(rc, 0o600)
-    env = dict(os.environ, HOME=home, FETCHMAILHOME=home)
-    r = subprocess.run([FETCHMAIL, "-f", rc, "--nodetach", "-v",
-                        "--pidfile", os.path.join(home, "pid")],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       env=env, timeout=60, cwd=home)
-    content = open(out, "rb").read() if os.path.exists(out) else b""
-    return r, content
+    return heronlib.run_fetchmail(
+        heron, user, "IMAP", port,
+        "%s fetchall %s" % ("keep" if keep else "nokeep", tls),
+        home_tag="fmi")
 
 
 FETCHMAIL_MODES = {
