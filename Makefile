@@ -5,6 +5,8 @@
 #                   integration with the real daemon, ASan+UBSan build)
 #   make asan       build build-asan/heron with AddressSanitizer + UBSan
 #   make fuzz       build the libFuzzer targets (clang) into build-fuzz/
+#   make fuzz-smoke run each fuzz target briefly (FUZZ_SECS=N for longer)
+#   make install    install binary, man pages, systemd unit (PREFIX, DESTDIR)
 #   make bench      run bench/run (side by side with Dovecot)
 
 CC ?= cc
@@ -34,8 +36,12 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 ASAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
+# Test builds (build-asan) compile the fault-injection hooks of
+# src/lib/fault.h; the product build (build/) has none.
+TEST_FLAGS = -DHERON_FAULT_INJECTION
 
-.PHONY: all run test asan fuzz bench deps deps-test clean unit
+.PHONY: all run test asan fuzz fuzz-smoke bench deps deps-test clean unit \
+	install
 all: $(BUILD)/heron $(UNIT_BINS)
 
 $(BUILD)/%.o: %.c
@@ -71,13 +77,13 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 test: deps-test
 	$(MAKE) -j$(NPROC) all
 	$(MAKE) -j$(NPROC) BUILD=build-asan CC=clang \
-		CFLAGS="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS)" \
+		CFLAGS="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS) $(TEST_FLAGS)" \
 		EXTRA_LDFLAGS="$(ASAN_FLAGS)" all
 	scripts/test.sh
 
 asan:
 	$(MAKE) BUILD=build-asan CC=clang \
-		CFLAGS="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS)" \
+		CFLAGS="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS) $(TEST_FLAGS)" \
 		EXTRA_LDFLAGS="$(ASAN_FLAGS)" all
 
 fuzz:
@@ -94,8 +100,16 @@ fuzz:
 			$$f build-fuzz/libheron.a $(LDLIBS) || exit 1; \
 	done
 
+# Runs every fuzz target for FUZZ_SECS seconds (default: a short smoke pass).
+fuzz-smoke: fuzz
+	scripts/fuzz.sh $(FUZZ_SECS)
+
 bench: all
 	bench/run
+
+# PREFIX=/usr/local DESTDIR= (staging root) SYSCONFDIR=/etc
+install: $(BUILD)/heron
+	BUILD=$(BUILD) scripts/install.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -3,12 +3,14 @@
  *   heron check-config [-c FILE]   validate the configuration
  *   heron deliver [-c FILE] -u USER [-f SENDER] < message
  *   heron passwd [-s SCHEME]       hash a password read from stdin
- *   heron version */
+ *   heron version
+ * and the administration commands of admin.h. */
 #include "auth/passdb.h"
 #include "conf/config.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "lmtp/lmtp.h"
+#include "main/admin.h"
 #include "net/master.h"
 
 #include <getopt.h>
@@ -171,6 +173,10 @@ int main(int argc, char **argv)
 		return cmd_deliver(argc, argv);
 	if (strcmp(cmd, "passwd") == 0)
 		return cmd_passwd(argc, argv);
+	if (admin_is_command(cmd))
+		return admin_main(argc, argv);
+	if (ctl_is_command(cmd))
+		return ctl_main(argc, argv);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("heron %s\n", HERON_VERSION);
 		return 0;
