@@ -79,16 +79,21 @@ struct fetch_ctx {
 	bool any_expunged, any_failed;
 	bool needs_data;		/* an item streams message bytes */
 	/* \Seen batches: seqs[..seen_until) were handled; seen_uids are
-	 * the UIDs of the current batch whose \Seen this FETCH set. */
+	 * the UIDs of the current batch whose \Seen this FETCH set;
+	 * had_uids those another session had set in the index already
+	 * (this view's copy of their flags is older). */
 	size_t seen_until;
 	uint32_t seen_uids[FETCH_SEEN_BATCH];
 	size_t seen_count, seen_pos;
+	uint32_t had_uids[FETCH_SEEN_BATCH];
+	size_t had_count, had_pos;
 
 	/* The message being written (in_msg). */
 	bool in_msg;
 	uint32_t seq;
 	size_t item;			/* next item to write */
 	bool add_flags;			/* this FETCH set \Seen */
+	bool had_seen;			/* \Seen set elsewhere, not in view */
 	int fd;
 	struct message_part *parts;
 	bool parts_full;		/* whole tree, not header only */
@@ -277,6 +282,7 @@ static void fetch_seen_batch(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 	}
 	ctx->seen_until = end;
 	ctx->seen_count = ctx->seen_pos = 0;
+	ctx->had_count = ctx->had_pos = 0;
 	if (n == 0)
 		return;
 	if (store_msgs_update_flags(client->mb, uids, n, STORE_FLAGS_ADD,
@@ -291,7 +297,32 @@ static void fetch_seen_batch(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 	for (size_t i = 0; i < n; i++) {
 		if (results[i].status == STORE_UPDATE_CHANGED)
 			ctx->seen_uids[ctx->seen_count++] = uids[i];
+		else if (results[i].status == STORE_UPDATE_UNCHANGED)
+			ctx->had_uids[ctx->had_count++] = uids[i];
 	}
+}
+
+/* Is uid in the ascending list? (*pos advances: UIDs come ascending.) */
+static bool fetch_uid_listed(const uint32_t *list, size_t count,
+			     size_t *pos, uint32_t uid)
+{
+	while (*pos < count && list[*pos] < uid)
+		(*pos)++;
+	return *pos < count && list[*pos] == uid;
+}
+
+/* The message's flags; RFC 3501 6.4.5: after BODY[] they include
+ * \Seen, also when another session had set it and this view's copy
+ * is older (the other changes come with the next sync). */
+static void fetch_append_flags(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+			       struct evbuffer *out,
+			       const struct store_msg *msg)
+{
+	struct store_msg copy = *msg;
+
+	if (ctx->had_seen)
+		copy.flags |= STORE_FLAG_SEEN;
+	imap_client_append_flags(cmd->client, out, &copy);
 }
 
 /* Did this FETCH set uid's \Seen? (UIDs come in ascending order.) */
@@ -394,6 +425,9 @@ static void fetch_msg_begin(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 		return;
 	ctx->add_flags = (ctx->spec.needs & IMAP_FETCH_SETS_SEEN) &&
 		fetch_seen_set(ctx, msg->uid);
+	ctx->had_seen = (ctx->spec.needs & IMAP_FETCH_SETS_SEEN) &&
+		fetch_uid_listed(ctx->had_uids, ctx->had_count,
+				 &ctx->had_pos, msg->uid);
 	ctx->in_msg = true;
 	ctx->item = 0;
 	evbuffer_add_printf(imap_client_output(client), "* %u FETCH (",
@@ -510,7 +544,7 @@ static void fetch_write_simple(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 		break;
 	case IMAP_FETCH_FLAGS:
 		evbuffer_add(out, "FLAGS (", 7);
-		imap_client_append_flags(client, out, msg);
+		fetch_append_flags(cmd, ctx, out, msg);
 		evbuffer_add(out, ")", 1);
 		break;
 	case IMAP_FETCH_INTERNALDATE:
@@ -610,7 +644,7 @@ static void fetch_msg_close(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 	 * RFC 7162 3.2: with CONDSTORE so is the new MODSEQ. */
 	if (ctx->add_flags && !has_flags) {
 		evbuffer_add(out, " FLAGS (", 8);
-		imap_client_append_flags(client, out, msg);
+		fetch_append_flags(cmd, ctx, out, msg);
 		evbuffer_add(out, ")", 1);
 	}
 	if (ctx->add_flags && !ctx->spec.has_modseq &&

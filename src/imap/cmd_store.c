@@ -207,19 +207,40 @@ static void store_add_modified(struct imap_cmd *cmd, struct store_ctx *ctx,
 		cmd->uid ? ctx->uids[i] : ctx->seqs[i];
 }
 
-/* "* n FETCH (FLAGS (..) UID u MODSEQ (m))" for message i. */
+/* x with op applied to it (enum store_flag_op). */
+static uint64_t store_apply_op(enum store_flag_op op, uint64_t x, uint64_t v)
+{
+	if (op == STORE_FLAGS_ADD)
+		return x | v;
+	if (op == STORE_FLAGS_REMOVE)
+		return x & ~v;
+	return v;
+}
+
+/* "* n FETCH (FLAGS (..) UID u MODSEQ (m))" for message i. An unchanged
+ * message already had the flags in the index, set by another session
+ * this view has not synced yet: its view copy is older, so the reply
+ * shows the view's flags with this STORE applied (RFC 3501 6.4.6: the
+ * FETCH gives the flags as this STORE left them); the other session's
+ * changes come with the next sync. */
 static void store_send_fetch(struct imap_cmd *cmd, struct store_ctx *ctx,
 			     size_t i, bool with_flags, uint64_t modseq)
 {
 	struct imap_client *client = cmd->client;
 	struct evbuffer *out = imap_client_output(client);
+	struct store_msg msg = *imap_client_msg(client, ctx->seqs[i]);
 	const char *sep = "";
 
+	if (ctx->results[i].status == STORE_UPDATE_UNCHANGED) {
+		msg.flags = (uint32_t)store_apply_op(ctx->op, msg.flags,
+						     ctx->flags);
+		msg.keywords = store_apply_op(ctx->op, msg.keywords,
+					      ctx->keywords);
+	}
 	evbuffer_add_printf(out, "* %u FETCH (", ctx->seqs[i]);
 	if (with_flags) {
 		evbuffer_add_printf(out, "FLAGS (");
-		imap_client_append_flags(client, out,
-			imap_client_msg(client, ctx->seqs[i]));
+		imap_client_append_flags(client, out, &msg);
 		evbuffer_add_printf(out, ")");
 		sep = " ";
 	}

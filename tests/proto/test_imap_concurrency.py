@@ -594,3 +594,29 @@ def test_uidnext_exact_with_concurrent_deliveries(heron):
     assert parse_select(b.ok("SELECT INBOX"))["UIDNEXT"] == 6
     a.close()
     b.close()
+
+
+# ------------------------------------------- found by tests/concurrency
+
+def test_store_of_flag_set_elsewhere_reports_it(heron):
+    """RFC 3501 6.4.6: the FETCH after STORE +FLAGS shows the flag even
+    when another session had set it first (the view's copy was older)."""
+    deliver_n(heron, 1)
+    a, b = Imap(heron), Imap(heron)
+    a.select()
+    b.select()
+    b.ok("STORE 1 +FLAGS (\\Flagged)")
+    lines = a.ok("STORE 1 +FLAGS (\\Flagged)")
+    assert "\\Flagged" in fetch_flags(lines)[1].split(), lines
+
+
+def test_fetch_body_flags_show_seen_set_elsewhere(heron):
+    """RFC 3501 6.4.5: FLAGS fetched with BODY[] include \\Seen, also
+    when another session had set it (not synced into this view yet)."""
+    deliver_n(heron, 1)
+    a, b = Imap(heron), Imap(heron)
+    a.select()
+    b.select()
+    b.ok("STORE 1 +FLAGS (\\Seen)")
+    lines = a.ok("FETCH 1 (BODY[] FLAGS)")
+    assert b"\\Seen" in lines[-1], lines
