@@ -3,7 +3,7 @@
 # they are missing (run as root on Debian 12). Quiet when all are present.
 set -e
 BUILD_PKGS="build-essential pkg-config libevent-dev liblmdb-dev libssl-dev libsodium-dev libcrypt-dev libutf8proc-dev openssl"
-TEST_PKGS="$BUILD_PKGS clang python3 python3-pytest curl fetchmail getmail6 isync offlineimap3 lmdb-utils"
+TEST_PKGS="$BUILD_PKGS clang python3 python3-pytest curl fetchmail getmail6 isync offlineimap3 lmdb-utils dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd"
 BENCH_PKGS="$BUILD_PKGS dovecot-pop3d dovecot-lmtpd dovecot-imapd"
 case "$1" in
 build) pkgs=$BUILD_PKGS ;;

@@ -41,6 +41,19 @@ run_proto() { # $1 = heron binary
 	count "$log"
 }
 
+run_suite() { # $1 = name, rest = command printing "N passed, M failed"
+	name=$1
+	shift
+	"$@" > "$log" 2>&1
+	rc=$?
+	tail -15 "$log"
+	if [ $rc -ne 0 ] && ! grep -Eq '[0-9]+ failed' "$log"; then
+		echo "$name exited with $rc"
+		failed=$((failed + 1))
+	fi
+	count "$log"
+}
+
 echo "== unit tests (build) =="
 run_unit build
 echo "== unit tests (ASan+UBSan) =="
@@ -50,6 +63,15 @@ run_proto "$top/build/heron"
 echo "== integration tests (build-asan/heron) =="
 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	run_proto "$top/build-asan/heron"
+echo "== concurrency checker (build/heron) =="
+run_suite concurrency env HERON_BIN="$top/build/heron" \
+	/usr/bin/python3 tests/concurrency/checker.py --short
+echo "== hostile clients (build/heron, short) =="
+run_suite hostile env HERON_BIN="$top/build/heron" \
+	/usr/bin/python3 tests/hostile/hostile.py
+echo "== crash harness (build-asan/heron: fault hooks, short) =="
+ASAN_OPTIONS=detect_leaks=0 run_suite crash env \
+	HERON_BIN="$top/build-asan/heron" tests/crash/run --short
 rm -f "$log"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -18,6 +18,7 @@
 #include "conf/config.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "net/metrics.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -266,6 +267,7 @@ static void handle_verdict(struct auth_conn *conn,
 	unsigned failures, delay;
 
 	log_safe(req->user, user, sizeof(user));
+	metrics_login(service, ok);
 	if (ok) {
 		fail_reset(srv, req->remote_ip);
 		log_info("auth ok method=%s service=%s user=%s rip=%s",
@@ -275,6 +277,8 @@ static void handle_verdict(struct auth_conn *conn,
 	}
 	failures = fail_record(srv, req->remote_ip);
 	delay = auth_fail_delay(srv->set, failures);
+	if (delay > 0)
+		metrics_inc(METRICS_AUTH_DELAY_HITS);
 	log_info("auth failed method=%s service=%s user=%s rip=%s "
 		 "failures=%u delay_ms=%u", what, service, user,
 		 req->remote_ip, failures, delay);

@@ -46,9 +46,11 @@ static const struct config_key config_keys[] = {
 	{ "mail_path", CONFIG_STR, S(mail_path), "/var/mail/%u/Maildir", 0 },
 	{ "passwd_file", CONFIG_STR, S(passwd_file), "/etc/heron/passwd", 0 },
 	{ "state_dir", CONFIG_STR, S(state_dir), "/run/heron", 0 },
+	{ "metrics_listen", CONFIG_STR, S(metrics_listen), NULL, 0 },
 	{ "hostname", CONFIG_STR, S(hostname), NULL, 0 },
 	{ "log_level", CONFIG_LOGLEVEL, S(log_level), "info", 0 },
 	{ "allow_plaintext_auth", CONFIG_BOOL, S(allow_plaintext_auth), "no", 0 },
+	{ "sandbox", CONFIG_BOOL, S(sandbox), "yes", 0 },
 	{ "max_conns_per_ip", CONFIG_UINT, S(max_conns_per_ip), "50", 1000000 },
 	{ "max_conns_per_user", CONFIG_UINT, S(max_conns_per_user), "20",
 	  1000000 },
@@ -288,6 +290,18 @@ static void config_defaults(struct settings *set)
 	}
 }
 
+/* "HOST:PORT" or "[IPv6]:PORT" (metrics_listen). */
+static bool config_is_hostport(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	uint16_t port;
+
+	if (s[0] == '[')
+		colon = strchr(s, ']') != NULL ? strchr(s, ']') + 1 : NULL;
+	return colon != NULL && *colon == ':' && colon > s + (s[0] == '[') &&
+		config_parse_port(colon + 1, &port) == 0;
+}
+
 /* Cross-field checks after the whole file is read. */
 static const char *config_check(const struct settings *set)
 {
@@ -304,6 +318,9 @@ static const char *config_check(const struct settings *set)
 	if (strstr(set->mail_path, "%u") == NULL &&
 	    strstr(set->mail_path, "%n") == NULL)
 		return "mail_path must contain %u or %n";
+	if (set->metrics_listen != NULL &&
+	    !config_is_hostport(set->metrics_listen))
+		return "metrics_listen: expected HOST:PORT or [IPv6]:PORT";
 	if (set->max_line_length < 512)
 		return "max_line_length must be at least 512";
 	if (set->auth_fail_delay_max_msecs < set->auth_fail_delay_msecs)
@@ -391,6 +408,12 @@ static bool config_user_is_safe(const char *user)
 	return true;
 }
 
+static bool config_part_is_safe(const char *s, size_t len)
+{
+	return len > 0 && !(len == 1 && s[0] == '.') &&
+		!(len == 2 && s[0] == '.' && s[1] == '.');
+}
+
 char *config_mail_path(const struct settings *set, const char *user)
 {
 	const char *at = strchr(user, '@'), *p;
@@ -398,8 +421,12 @@ char *config_mail_path(const struct settings *set, const char *user)
 	char *out, *o;
 	size_t cap;
 
-	if (!config_user_is_safe(user) || local_len == 0 ||
-	    (at != NULL && (at[1] == '\0' || strcmp(at + 1, "..") == 0)))
+	/* %n and %d alone must not be "", "." or "..": "..@x" with
+	 * "/var/mail/%n" would be /var/mail/.. (outside the root), "x@."
+	 * with "/var/mail/%d/%n" another domain's directory. */
+	if (!config_user_is_safe(user) ||
+	    !config_part_is_safe(user, local_len) ||
+	    (at != NULL && !config_part_is_safe(at + 1, strlen(at + 1))))
 		return NULL;
 	/* Each %x expands to at most strlen(user) bytes. SIZE-MATH */
 	cap = strlen(set->mail_path) * (strlen(user) + 1) + 1;

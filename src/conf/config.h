@@ -39,10 +39,12 @@ struct settings {
 	char *mail_path;	/* template: %u = user, %d = domain, %n = local */
 	char *passwd_file;
 	char *state_dir;	/* runtime files: auth socket, pid, spool */
+	char *metrics_listen;	/* "HOST:PORT" for GET /metrics, NULL = off */
 	char *hostname;		/* banner and LMTP greeting */
 	int log_level;		/* enum log_level */
 
 	bool allow_plaintext_auth;	/* also on non-TLS, non-loopback */
+	bool sandbox;		/* workers: no_new_privs + Landlock */
 	unsigned max_conns_per_ip;
 	unsigned max_conns_per_user;
 	size_t max_line_length;		/* command lines, all protocols */
@@ -65,7 +67,8 @@ void config_free(struct settings **set);
 
 /* Expands the mail_path template for user: %u user, %n local part, %d
  * domain, %% percent. Refuses (returns NULL) users that could escape the
- * mail root: empty, "." or "..", containing '/', NUL or control bytes,
+ * mail root: empty, "." or ".." (also as local part or domain alone),
+ * containing '/', NUL or control bytes,
  * or longer than 255 bytes. Caller frees. */
 char *config_mail_path(const struct settings *set, const char *user);
 

@@ -51,8 +51,7 @@ struct search_ctx {
 };
 
 struct search_read_ctx {
-	int fd;
-	uint64_t size;		/* indexed size: the end of the file */
+	struct imap_search_file file;	/* first: imap_search_file_read */
 	struct store_mailbox *mb;
 	uint32_t uid;
 };
@@ -72,21 +71,6 @@ static uint64_t now_usecs(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static ssize_t search_pread(void *_ctx, uint64_t offset, void *buf,
-			    size_t size)
-{
-	struct search_read_ctx *rc = _ctx;
-	ssize_t n;
-
-	/* Maildir files do not change: no read() just to see the end. */
-	if (offset >= rc->size)
-		return 0;
-	do {
-		n = pread(rc->fd, buf, size, (off_t)offset);
-	} while (n < 0 && errno == EINTR);
-	return n;
 }
 
 static struct message_part *search_parts_get(void *_ctx)
@@ -169,7 +153,7 @@ static int search_content(struct imap_cmd *cmd, struct search_ctx *ctx,
 	const char *error;
 	int ret;
 
-	if ((rc.fd = store_msg_open(client->mb, m->msg, &error)) < 0) {
+	if ((rc.file.fd = store_msg_open(client->mb, m->msg, &error)) < 0) {
 		if (errno == ENOENT)
 			return IMAP_SEARCH_NO;	/* expunged meanwhile */
 		log_error("imap search user=%s uid=%u: %s", client->user,
@@ -177,10 +161,11 @@ static int search_content(struct imap_cmd *cmd, struct search_ctx *ctx,
 		ctx->has_error = true;
 		return IMAP_SEARCH_NO;
 	}
-	rc.size = m->msg->size > 0 ? m->msg->size : UINT64_MAX;
+	rc.file.size = m->msg->size > 0 ? m->msg->size : UINT64_MAX;
 	rc.mb = client->mb;
 	rc.uid = m->msg->uid;
-	ret = imap_search_eval_content_parts(ctx->prog, m, search_pread, &rc,
+	ret = imap_search_eval_content_parts(ctx->prog, m,
+					     imap_search_file_read, &rc,
 					     search_parts_get,
 					     search_parts_put);
 	if (ret < 0) {
@@ -189,7 +174,7 @@ static int search_content(struct imap_cmd *cmd, struct search_ctx *ctx,
 		ctx->has_error = true;
 		ret = IMAP_SEARCH_NO;
 	}
-	close(rc.fd);
+	close(rc.file.fd);
 	return ret;
 }
 

@@ -611,6 +611,7 @@ static void imap_cmd_finish(struct imap_cmd *cmd)
 	if (client->wake_event != NULL)
 		evtimer_del(client->wake_event);
 	client->cmd = NULL;
+	conn_cmd_end(client->conn, cmd->name);	/* metrics: latency */
 	imap_cmd_free(&cmd);
 }
 
@@ -674,6 +675,7 @@ static void imap_client_dispatch(struct imap_client *client,
 	struct imap_cmd *cmd = xcalloc(1, sizeof(*cmd));
 	const char *name;
 
+	conn_cmd_begin(client->conn, NULL, 0);	/* metrics: latency */
 	cmd->client = client;
 	cmd->parsed = parsed;
 	cmd->tag = parsed->tag;

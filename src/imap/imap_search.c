@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "lib/strnum.h"
 #include "lib/xmalloc.h"
@@ -778,8 +779,9 @@ static size_t body_overlap(const struct imap_search_scratch *s,
 static bool needle_in(const struct imap_search_key *key,
 		      const unsigned char *text, size_t len)
 {
-	return key->needle_len == 0 ||
-		memmem(text, len, key->needle, key->needle_len) != NULL;
+	/* len > 0: text may be NULL for an empty value (fuzz_search) */
+	return key->needle_len == 0 || (len > 0 &&
+		memmem(text, len, key->needle, key->needle_len) != NULL);
 }
 
 /* Folds text and matches it against key (one header value). */
@@ -1387,4 +1389,18 @@ int imap_search_eval_content_parts(struct imap_search_program *prog,
 	}
 	r = eval_key(&ec, prog->root);
 	return r == IMAP_SEARCH_YES ? IMAP_SEARCH_YES : IMAP_SEARCH_NO;
+}
+
+ssize_t imap_search_file_read(void *read_ctx, uint64_t offset, void *buf,
+			      size_t size)
+{
+	const struct imap_search_file *f = read_ctx;
+	ssize_t n;
+
+	if (offset >= f->size)
+		return 0;
+	do {
+		n = pread(f->fd, buf, size, (off_t)offset);
+	} while (n < 0 && errno == EINTR);
+	return n;
 }

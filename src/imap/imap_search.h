@@ -107,6 +107,16 @@ int imap_search_eval_content(struct imap_search_program *prog,
 			     const struct imap_search_msg *m,
 			     imap_search_read_func *read, void *read_ctx);
 
+/* An imap_search_read_func for a message file: read_ctx points to a
+ * struct imap_search_file (first member of a larger context is fine).
+ * Maildir files never change, so size (the indexed size) is the end. */
+struct imap_search_file {
+	int fd;
+	uint64_t size;
+};
+ssize_t imap_search_file_read(void *read_ctx, uint64_t offset, void *buf,
+			      size_t size);
+
 /* imap_search_eval_content with the MIME structure cache: parts_get
  * returns a cached part tree (or NULL), parts_put receives one the
  * evaluation had to parse. Either may be NULL. */

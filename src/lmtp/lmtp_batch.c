@@ -26,6 +26,7 @@
 #include "lib/threadpool.h"
 #include "lib/xmalloc.h"
 #include "net/conn.h"
+#include "net/metrics.h"
 #include "store/store.h"
 
 static bool is_enospc(int err)
@@ -83,6 +84,8 @@ static void batch_reply(struct lmtp_batch *batch, unsigned i, long msecs)
 	const struct lmtp_rcpt_job *job = &batch->jobs[i];
 	const struct lmtp_rcpt *rcpt = &batch->trans->rcpts[i];
 
+	metrics_inc(job->result == LMTP_JOB_OK ? METRICS_LMTP_DELIVERED :
+		    METRICS_LMTP_FAILED);
 	switch (job->result) {
 	case LMTP_JOB_OK:
 		/* RFC 2033 section 4.2: 250 only once the message is safe */
@@ -102,9 +105,9 @@ static void batch_reply(struct lmtp_batch *batch, unsigned i, long msecs)
 			   "storage", rcpt->addr);
 		break;
 	case LMTP_JOB_FAILED:
-		log_error("lmtp id=%llu user=%s: delivery failed: %s: %s",
-			  (unsigned long long)batch->conn_id, rcpt->user,
-			  job->error, strerror(job->err));
+		log_error("lmtp deliver failed id=%llu user=%s error=\"%s: "
+			  "%s\"", (unsigned long long)batch->conn_id,
+			  rcpt->user, job->error, strerror(job->err));
 		if (is_enospc(job->err))
 			lmtp_reply(client, "452 4.2.2 <%s> Mailbox full",
 				   rcpt->addr);

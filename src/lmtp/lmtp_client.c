@@ -151,6 +151,7 @@ void lmtp_client_input(struct lmtp_client *client)
 				break;
 			continue;
 		}
+		conn_cmd_end(client->conn, NULL);	/* the previous one */
 		/* Back-pressure: a client that doesn't read its replies
 		 * waits for on_drain. */
 		if (conn_output_len(client->conn) >= CONN_OUTPUT_HIWAT)
@@ -184,7 +185,8 @@ static void lmtp_destroy(void *session, const char *reason)
 
 	if (client->data != NULL || client->trans != NULL ||
 	    client->batch != NULL)
-		log_info("lmtp id=%llu disconnected mid-transaction: %s",
+		log_info("lmtp disconnect id=%llu mid_transaction=1 "
+			 "reason=\"%s\"",
 			 (unsigned long long)conn_id(client->conn),
 			 reason != NULL ? reason : "");
 	/* deliveries in flight finish without us (lmtp_batch.c) */

@@ -444,6 +444,8 @@ void lmtp_command_run(struct lmtp_client *client, const char *line,
 	size_t args_len;
 
 	cmd = lmtp_cmd_parse(line, len, &args, &args_len);
+	/* metrics: ends when the session is idle again (lmtp_client.c) */
+	conn_cmd_begin(client->conn, line, strcspn(line, " "));
 	for (size_t i = 0; i < sizeof(lmtp_commands) / sizeof(*c); i++) {
 		if (lmtp_commands[i].cmd == cmd)
 			c = &lmtp_commands[i];

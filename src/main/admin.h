@@ -19,6 +19,10 @@
 bool admin_is_command(const char *cmd);
 bool ctl_is_command(const char *cmd);
 
+/* Usage lines ("       heron ...\n" each) for main's usage text. */
+extern const char admin_usage_lines[];
+extern const char ctl_usage_lines[];
+
 /* argv[0] is cmd (as after main's shift), getopt-ready. */
 int admin_main(int argc, char **argv);
 int ctl_main(int argc, char **argv);

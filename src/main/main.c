@@ -7,6 +7,7 @@
  * and the administration commands of admin.h. */
 #include "auth/passdb.h"
 #include "conf/config.h"
+#include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "lmtp/lmtp.h"
@@ -33,7 +34,8 @@ static void usage(void)
 		"       heron check-config [-c FILE]\n"
 		"       heron deliver [-c FILE] -u USER [-f SENDER] < message\n"
 		"       heron passwd [-s SCHEME] < password\n"
-		"       heron version\n");
+		"%s%s"
+		"       heron version\n", ctl_usage_lines, admin_usage_lines);
 	exit(EX_USAGE);
 }
 
@@ -178,7 +180,8 @@ int main(int argc, char **argv)
 	if (ctl_is_command(cmd))
 		return ctl_main(argc, argv);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-		printf("heron %s\n", HERON_VERSION);
+		printf("heron %s%s\n", HERON_VERSION,
+		       FAULT_ENABLED ? " (fault-injection)" : "");
 		return 0;
 	}
 	usage();

@@ -6,6 +6,7 @@
  * to be sent, and the input buffer itself is capped (CONN_INPUT_MAX), so a
  * client that sends without reading costs bounded memory. */
 #include "net/net_private.h"
+#include "net/metrics.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
@@ -16,14 +17,27 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Stop reading from the socket while this much input is unprocessed. */
 #define CONN_INPUT_MAX (64 * 1024)
+/* A kicked session's goodbye gets this long to reach a slow reader. */
+#define CONN_KICK_FLUSH_SECS 5
+/* A TLS handshake (imaps, pop3s, STARTTLS/STLS) must finish this soon
+ * (or within the idle timeout, if shorter): a half-done handshake holds
+ * ~40 KB of OpenSSL state. */
+#define CONN_TLS_HANDSHAKE_SECS 30
+/* Protocols with a login (not LMTP): a connection still not logged in
+ * after this many of its pre-login idle periods is closed at its next
+ * input. A byte every few seconds (slowloris) resets the idle timer but
+ * not this deadline. */
+#define CONN_PRELOGIN_IDLE_PERIODS 2
 
 struct conn {
 	struct worker *worker;
@@ -39,6 +53,16 @@ struct conn {
 	unsigned idle_secs;
 	int fd;
 	char ip[INET6_ADDRSTRLEN];
+	uint16_t port;
+	time_t started;			/* CLOCK_MONOTONIC seconds */
+	enum metrics_proto mproto;
+	int cmd_index;			/* metrics_cmd_index of a command */
+	uint64_t cmd_start_nsecs;	/* running since, 0 = none */
+	bool is_counted:1;		/* in metrics_conn_open */
+	bool tls_handshaking:1;		/* until BEV_EVENT_CONNECTED */
+	/* imaps/pop3s: no OpenSSL state until the client sends something */
+	struct event *tls_wait;
+	unsigned prelogin_secs;		/* login deadline after started; 0 = none */
 	bool is_tls:1;
 	bool is_loopback:1;
 	bool input_paused:1;
@@ -86,13 +110,55 @@ static void sockaddr_ip(const struct sockaddr *sa, char *buf, size_t size)
 		snprintf(buf, size, "unix");
 }
 
+static uint16_t sockaddr_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)sa)->
+			     sin_port);
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->
+			     sin6_port);
+	return 0;
+}
+
+static time_t conn_now_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec;
+}
+
+/* Bytes in and out per protocol, counted where the buffers change. */
+static void conn_input_cb(struct evbuffer *buf,
+			  const struct evbuffer_cb_info *info, void *ctx)
+{
+	struct conn *c = ctx;
+
+	if (info->n_added > 0)
+		metrics_bytes(c->mproto, false, info->n_added);
+}
+
+static void conn_output_cb(struct evbuffer *buf,
+			   const struct evbuffer_cb_info *info, void *ctx)
+{
+	struct conn *c = ctx;
+
+	if (info->n_added > 0)
+		metrics_bytes(c->mproto, true, info->n_added);
+}
+
 static void conn_apply_timeouts(struct conn *c)
 {
 	struct timeval tv = { .tv_sec = c->idle_secs, .tv_usec = 0 };
 
+	if (c->tls_handshaking &&
+	    (c->idle_secs == 0 || c->idle_secs > CONN_TLS_HANDSHAKE_SECS))
+		tv.tv_sec = CONN_TLS_HANDSHAKE_SECS;
+
 	/* The same limit covers a peer that stops reading (write stall). */
-	bufferevent_set_timeouts(c->bev, c->idle_secs ? &tv : NULL,
-				 c->idle_secs ? &tv : NULL);
+	bufferevent_set_timeouts(c->bev, tv.tv_sec ? &tv : NULL,
+				 tv.tv_sec ? &tv : NULL);
 }
 
 static void conn_setup_bev(struct conn *c)
@@ -107,6 +173,8 @@ static void conn_setup_bev(struct conn *c)
 	/* libevent writes at most 16 KiB per call by default: a big FETCH
 	 * or RETR would cost a syscall and a loop turn per 16 KiB. */
 	bufferevent_set_max_single_write(c->bev, CONN_OUTPUT_HIWAT);
+	evbuffer_add_cb(bufferevent_get_input(c->bev), conn_input_cb, c);
+	evbuffer_add_cb(bufferevent_get_output(c->bev), conn_output_cb, c);
 	conn_apply_timeouts(c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
@@ -124,9 +192,56 @@ static struct bufferevent *conn_new_tls_bev(struct conn *c)
 					     ssl, BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE |
 					     BEV_OPT_DEFER_CALLBACKS);
-	if (bev != NULL)
+	if (bev != NULL) {
 		c->fd = -1;
+		c->tls_handshaking = true;
+	}
 	return bev;
+}
+
+/* The bufferevent is ready: timeouts, then the protocol's greeting. */
+static void conn_start_session(struct conn *c)
+{
+	conn_setup_bev(c);
+	c->in_callback = true;
+	c->session = c->ops->create(c);
+	c->in_callback = false;
+	if (c->session == NULL || c->destroyed) {
+		conn_destroy(c, "refused");
+		return;
+	}
+	if (c->listener->proto != PROTO_LMTP)
+		c->prelogin_secs = CONN_PRELOGIN_IDLE_PERIODS * c->idle_secs;
+}
+
+/* imaps/pop3s: the client sent its first bytes (or the wait timed out). */
+static void conn_tls_wait_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	struct conn *c = ctx;
+
+	event_free(c->tls_wait);
+	c->tls_wait = NULL;
+	if (what & EV_TIMEOUT) {
+		conn_destroy(c, "timeout");
+		return;
+	}
+	c->bev = conn_new_tls_bev(c);
+	if (c->bev == NULL) {
+		conn_destroy(c, "bufferevent failed");
+		return;
+	}
+	conn_start_session(c);
+}
+
+/* Defers SSL_new until the ClientHello arrives: a bare TCP connection on
+ * a TLS port then costs no OpenSSL memory (~40 KB per connection). */
+static void conn_tls_wait(struct conn *c)
+{
+	struct timeval tv = { .tv_sec = c->idle_secs, .tv_usec = 0 };
+
+	if (tv.tv_sec == 0 || tv.tv_sec > CONN_TLS_HANDSHAKE_SECS)
+		tv.tv_sec = CONN_TLS_HANDSHAKE_SECS;
+	event_add(c->tls_wait, &tv);
 }
 
 void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
@@ -142,6 +257,9 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	c->id = conn_next_id++;
 	c->is_loopback = sockaddr_is_loopback(sa);
 	sockaddr_ip(sa, c->ip, sizeof(c->ip));
+	c->port = sockaddr_port(sa);
+	c->started = conn_now_secs();
+	c->mproto = metrics_proto_of(ops->name);
 	if (worker_count_add(w, false, c->ip, set->max_conns_per_ip) < 0) {
 		const char *msg = ops->busy_reply != NULL ? ops->busy_reply :
 			"Too many connections from your IP\r\n";
@@ -155,8 +273,16 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 		return;
 	}
 	c->idle_secs = set->idle_timeout_secs;
+	if (sa->sa_family != AF_UNIX) {
+		int one = 1;
+		/* Replies are written whole: don't let Nagle hold the last
+		 * segment of one for the peer's delayed ACK (~40 ms). */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				 sizeof(one));
+	}
 	if (l->is_tls && worker_tls_ctx(w) != NULL) {
-		c->bev = conn_new_tls_bev(c);
+		c->tls_wait = event_new(worker_base(w), fd, EV_READ,
+					conn_tls_wait_cb, c);
 		c->is_tls = true;
 	} else if (!l->is_tls) {
 		c->bev = bufferevent_socket_new(worker_base(w), fd,
@@ -167,18 +293,18 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	if (conn_list != NULL)
 		conn_list->prev = c;
 	conn_list = c;
-	if (c->bev == NULL) {
+	if (c->bev == NULL && c->tls_wait == NULL) {
 		conn_destroy(c, "bufferevent failed");
 		return;
 	}
-	conn_setup_bev(c);
+	metrics_conn_open(c->mproto, c->is_tls);
+	c->is_counted = true;
 	log_info("connect id=%llu proto=%s ip=%s tls=%d",
 		  (unsigned long long)c->id, ops->name, c->ip, c->is_tls);
-	c->in_callback = true;
-	c->session = ops->create(c);
-	c->in_callback = false;
-	if (c->session == NULL || c->destroyed)
-		conn_destroy(c, "refused");
+	if (c->tls_wait != NULL)
+		conn_tls_wait(c);
+	else
+		conn_start_session(c);
 }
 
 /* Closing a socket with unread input makes the kernel send a reset,
@@ -214,11 +340,15 @@ void conn_destroy(struct conn *c, const char *reason)
 		conn_discard_unread(bufferevent_getfd(c->bev));
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
+	if (c->tls_wait != NULL)
+		event_free(c->tls_wait);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->user != NULL)
 		worker_count_del(c->worker, true, c->user);
 	worker_count_del(c->worker, false, c->ip);
+	if (c->is_counted)
+		metrics_conn_close(c->mproto, c->is_tls);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -252,6 +382,13 @@ static void conn_read_cb(struct bufferevent *bev, void *ctx)
 
 	if (c->closing || c->tls_pending || c->input_paused)
 		return;
+	if (c->user == NULL && c->prelogin_secs != 0 &&
+	    conn_now_secs() - c->started > (time_t)c->prelogin_secs) {
+		log_info("conn id=%llu ip=%s: no login within %u s",
+			 (unsigned long long)c->id, c->ip, c->prelogin_secs);
+		conn_destroy(c, "login timeout");
+		return;
+	}
 	c->in_callback = true;
 	c->ops->on_input(c->session);
 	conn_after_callback(c);
@@ -271,6 +408,7 @@ static void conn_switch_to_tls(struct conn *c)
 		return;
 	}
 	c->is_tls = true;
+	metrics_conn_starttls(c->mproto);
 	c->skipping_line = false;
 	conn_setup_bev(c);
 }
@@ -294,8 +432,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *ctx)
 	struct conn *c = ctx;
 	const char *reason = "error";
 
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake done: the idle timeout applies again. */
+		c->tls_handshaking = false;
+		conn_apply_timeouts(c);
 		return;
+	}
 	if (what & BEV_EVENT_EOF)
 		reason = "disconnected";
 	else if (what & BEV_EVENT_TIMEOUT)
@@ -499,4 +641,62 @@ int conn_set_user(struct conn *c, const char *user)
 		return -1;
 	c->user = xstrdup(user);
 	return 0;
+}
+
+/* ---- command metrics ---- */
+
+void conn_cmd_begin(struct conn *c, const char *name, size_t len)
+{
+	c->cmd_index = name != NULL ?
+		metrics_cmd_index(c->mproto, name, len) : 0;
+	c->cmd_start_nsecs = metrics_now_nsecs();
+}
+
+void conn_cmd_end(struct conn *c, const char *name)
+{
+	uint64_t now;
+
+	if (c->cmd_start_nsecs == 0)
+		return;
+	now = metrics_now_nsecs();
+	if (name != NULL)
+		c->cmd_index = metrics_cmd_index(c->mproto, name,
+						 strlen(name));
+	metrics_cmd_done(c->mproto, c->cmd_index, now - c->cmd_start_nsecs);
+	c->cmd_start_nsecs = 0;
+}
+
+/* ---- control socket (worker side) ---- */
+
+struct conn *conn_list_first(void) { return conn_list; }
+struct conn *conn_list_next(struct conn *c) { return c->next; }
+const char *conn_proto_name(struct conn *c) { return c->ops->name; }
+unsigned conn_remote_port(struct conn *c) { return c->port; }
+void *conn_session(struct conn *c) { return c->session; }
+
+unsigned long conn_age_secs(struct conn *c)
+{
+	time_t now = conn_now_secs();
+
+	return now > c->started ? (unsigned long)(now - c->started) : 0;
+}
+
+int conn_kick(struct conn *c, const char *user)
+{
+	const char *bye;
+
+	if (c->closing || c->destroyed || c->user == NULL ||
+	    strcmp(c->user, user) != 0)
+		return 0;
+	if (strcmp(c->ops->name, "imap") == 0)
+		bye = "* BYE Disconnected by administrator\r\n";
+	else if (strcmp(c->ops->name, "pop3") == 0)
+		bye = "-ERR [SYS/PERM] Disconnected by administrator\r\n";
+	else
+		bye = "421 4.3.2 Disconnected by administrator\r\n";
+	if (c->bev != NULL && !c->tls_pending)
+		conn_write(c, bye, strlen(bye));
+	conn_close_after_flush(c, "kicked");
+	conn_set_idle_timeout(c, CONN_KICK_FLUSH_SECS);
+	return 1;
 }

@@ -89,4 +89,11 @@ const char *conn_user(struct conn *conn);
 uint64_t conn_bytes_in(struct conn *conn);
 uint64_t conn_bytes_out(struct conn *conn);
 
+/* Command metrics (net/metrics.h): call begin when a command is dispatched
+ * (name/len may be NULL/0 and given at the end instead) and end when its
+ * final reply is queued; end without a pending begin does nothing. Costs
+ * one clock_gettime per call. */
+void conn_cmd_begin(struct conn *conn, const char *name, size_t len);
+void conn_cmd_end(struct conn *conn, const char *name);
+
 #endif

@@ -5,7 +5,9 @@
  * drain their sessions: nothing is dropped) and stops everything on
  * SIGTERM. It parses no network input. */
 #include "net/master.h"
+#include "net/control.h"
 #include "net/limits.h"
+#include "net/metrics.h"
 #include "net/tls.h"
 #include "net/worker.h"
 #include "auth/auth_server.h"
@@ -14,6 +16,7 @@
 #include "lib/xmalloc.h"
 
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -60,6 +63,12 @@ struct master {
 	unsigned workers;
 	bool stopping;
 	struct limits *limits;	/* shared connection counters */
+	struct metrics *metrics;	/* shared counters, row = limits row */
+	struct metrics_http *metrics_http;	/* metrics_listen, or NULL */
+	struct control *control;	/* <state_dir>/control */
+	int control_fd;
+	char *control_path;
+	time_t started;		/* CLOCK_MONOTONIC seconds */
 	bool *row_used;
 	struct passwd *pw;	/* drop target, NULL = stay */
 	uid_t uid;
@@ -145,6 +154,9 @@ static void master_bind(struct master *m)
 	if (m->drop && chown(m->auth_path, m->uid, m->gid) < 0)
 		log_fatal("chown(%s) failed: %s", m->auth_path,
 			  strerror(errno));
+	/* Stays the master's (root's): only it may kick and reload. */
+	m->control_path = xasprintf("%s/control", set->state_dir);
+	m->control_fd = listen_unix(m->control_path, 0600);
 }
 
 static void master_drop_privileges(struct master *m)
@@ -228,13 +240,25 @@ static void master_row_free(struct master *m, struct child *c)
 {
 	if (c->row < 0)
 		return;
+	metrics_row_retire(m->metrics, (unsigned)c->row);
 	limits_row_clear(m->limits, (unsigned)c->row);
 	m->row_used[c->row] = false;
 	c->row = -1;
 }
 
+/* In a new child: the master's sockets are not its business. */
+static void master_child_close(struct master *m)
+{
+	int fd = metrics_http_fd(m->metrics_http);
+
+	control_close_fds(m->control);
+	if (fd >= 0)
+		close(fd);
+}
+
 static void master_spawn(struct master *m, struct child *c)
 {
+	int ctl[2] = { -1, -1 };
 	pid_t pid;
 
 	if (c->role != CHILD_AUTH && c->row < 0 &&
@@ -244,10 +268,19 @@ static void master_spawn(struct master *m, struct child *c)
 		c->pid = -1;
 		return;
 	}
+	/* The worker's end of the control channel, made before the fork. */
+	if (c->role != CHILD_AUTH &&
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0)
+		log_error("socketpair() for the control channel failed: %s",
+			  strerror(errno));
 	pid = fork();
 
 	if (pid < 0) {
 		log_error("fork() failed: %s", strerror(errno));
+		if (ctl[0] >= 0) {
+			close(ctl[0]);
+			close(ctl[1]);
+		}
 		c->pid = -1;
 		return;
 	}
@@ -258,15 +291,27 @@ static void master_spawn(struct master *m, struct child *c)
 		event_base_free(m->base);
 		m->base = NULL;
 		master_child_setup(m);
+		master_child_close(m);
 		if (c->role == CHILD_AUTH) {
+			metrics_attach(m->metrics,
+				       metrics_auth_row(m->metrics));
 			for (size_t i = 0; i < m->set->listeners_count; i++)
 				close(m->fds[i]);
 			auth_server_main(m->set, m->auth_fd);
 			_exit(0);
 		}
 		close(m->auth_fd);
+		metrics_attach(m->metrics, (unsigned)c->row);
+		if (ctl[0] >= 0) {
+			close(ctl[0]);
+			control_worker_set_fd(ctl[1]);
+		}
 		worker_main(m->set, m->fds, c->index, m->limits,
 			    (unsigned)c->row, master_worker_tls(m));
+	}
+	if (ctl[0] >= 0) {
+		close(ctl[1]);
+		control_worker_add(m->control, pid, ctl[0]);
 	}
 	c->pid = pid;
 	c->started = time(NULL);
@@ -312,8 +357,12 @@ static void master_child_exited(struct master *m, pid_t pid, int status)
 		if (c->pid != pid)
 			continue;
 		c->pid = -1;
-		/* Its connections are gone with it. */
+		/* Its connections are gone with it; its counts stay. */
 		master_row_free(m, c);
+		control_worker_remove(m->control, pid);
+		if (c->role == CHILD_AUTH)
+			metrics_row_retire(m->metrics,
+					   metrics_auth_row(m->metrics));
 		if (c->role == CHILD_DRAINING) {
 			m->children[i] = m->children[--m->children_count];
 			return;
@@ -431,7 +480,9 @@ static bool master_same_listeners(const struct settings *a,
 	return true;
 }
 
-static void master_sighup_cb(evutil_socket_t fd, short what, void *ctx)
+/* SIGHUP and the control socket's RELOAD: -1 with a heap *error_r when
+ * the new configuration is refused (the running one stays). */
+static int master_reload(void *ctx, char **error_r)
 {
 	struct master *m = ctx;
 	struct settings *set;
@@ -441,14 +492,15 @@ static void master_sighup_cb(evutil_socket_t fd, short what, void *ctx)
 	if (config_load(m->set->path, &set, &error) < 0) {
 		log_error("reload failed, keeping the running config: %s",
 			  error);
-		free(error);
-		return;
+		*error_r = error;
+		return -1;
 	}
 	if (master_check_tls(set, &tls_error) < 0) {
 		log_error("reload failed, keeping the running config: %s",
 			  tls_error);
+		*error_r = xasprintf("TLS: %s", tls_error);
 		config_free(&set);
-		return;
+		return -1;
 	}
 	if (!master_same_listeners(m->set, set) ||
 	    strcmp(m->set->state_dir, set->state_dir) != 0)
@@ -482,6 +534,58 @@ static void master_sighup_cb(evutil_socket_t fd, short what, void *ctx)
 	}
 	for (unsigned i = 0; i < m->workers; i++)
 		master_add_child(m, CHILD_WORKER, (int)i + 1);
+	return 0;
+}
+
+static void master_sighup_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	char *error = NULL;
+
+	if (master_reload(ctx, &error) < 0)
+		free(error);
+}
+
+static unsigned master_workers_alive(const struct master *m)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < m->children_count; i++)
+		n += m->children[i].pid > 0 &&
+			m->children[i].role != CHILD_AUTH;
+	return n;
+}
+
+static void master_render_metrics(void *ctx, struct evbuffer *out)
+{
+	struct master *m = ctx;
+
+	metrics_render(m->metrics, master_workers_alive(m), m->started, out);
+}
+
+static const struct control_ops master_control_ops = {
+	.reload = master_reload,
+	.stats = master_render_metrics,
+};
+
+/* The metrics endpoint and the control socket (after master_bind). */
+static void master_start_admin(struct master *m)
+{
+	struct timespec ts;
+	const char *error;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	m->started = ts.tv_sec;
+	m->metrics = metrics_create(limits_rows(m->limits));
+	m->control = control_create(m->base, m->control_fd,
+				    &master_control_ops, m);
+	if (m->set->metrics_listen == NULL)
+		return;
+	m->metrics_http = metrics_http_start(m->base, m->set->metrics_listen,
+					     master_render_metrics, m, &error);
+	if (m->metrics_http == NULL)
+		log_fatal("%s: %s (%s)", m->set->path, error,
+			  m->set->metrics_listen);
+	log_info("metrics listen=%s", m->set->metrics_listen);
 }
 
 static void master_resolve_user(struct master *m)
@@ -499,7 +603,7 @@ static void master_resolve_user(struct master *m)
 
 int master_run(struct settings *set)
 {
-	struct master m = { .set = set, .auth_fd = -1 };
+	struct master m = { .set = set, .auth_fd = -1, .control_fd = -1 };
 	const char *tls_error;
 	struct event *evs[4];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -525,6 +629,7 @@ int master_run(struct settings *set)
 	evs[3] = evsignal_new(m.base, SIGHUP, master_sighup_cb, &m);
 	for (int i = 0; i < 4; i++)
 		event_add(evs[i], NULL);
+	master_start_admin(&m);
 	master_add_child(&m, CHILD_AUTH, 0);
 	for (unsigned i = 0; i < m.workers; i++)
 		master_add_child(&m, CHILD_WORKER, (int)i + 1);
@@ -536,6 +641,10 @@ int master_run(struct settings *set)
 	for (int i = 0; i < 4; i++)
 		event_free(evs[i]);
 	unlink(m.auth_path);
+	control_destroy(&m.control);
+	unlink(m.control_path);
+	free(m.control_path);
+	metrics_http_stop(&m.metrics_http);
 	for (size_t i = 0; i < m.set->listeners_count; i++) {
 		close(m.fds[i]);
 		if (m.set->listeners[i].unix_path != NULL)

@@ -30,4 +30,15 @@ void worker_count_del(struct worker *w, bool is_user, const char *key);
 void worker_conn_link(struct worker *w, struct conn *conn);
 void worker_conn_unlink(struct worker *w, struct conn *conn);
 
+/* For the worker side of the control socket (control.c). */
+struct conn *conn_list_first(void);
+struct conn *conn_list_next(struct conn *conn);
+const char *conn_proto_name(struct conn *conn);	/* ops->name */
+unsigned conn_remote_port(struct conn *conn);	/* 0 for Unix sockets */
+unsigned long conn_age_secs(struct conn *conn);
+void *conn_session(struct conn *conn);
+/* If conn is a session of user: sends the protocol's goodbye, closes it
+ * after the flush (or CONN_KICK_FLUSH_SECS) and returns 1; else 0. */
+int conn_kick(struct conn *conn, const char *user);
+
 #endif

@@ -6,6 +6,8 @@
 #include "net/worker.h"
 #include "net/net_private.h"
 #include "net/limits.h"
+#include "net/sandbox.h"
+#include "net/control.h"
 #include "net/tls.h"
 #include "auth/auth.h"
 #include "conf/config.h"
@@ -179,6 +181,10 @@ void worker_main(const struct settings *set, const int *fds, int index,
 	log_set_tag(tag);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	/* Privileges were dropped by the master (master_worker_tls); no
+	 * thread exists yet, so Landlock covers all of them. */
+	if (sandbox_worker(set) < 0)
+		log_fatal("sandbox: cannot set no_new_privs");
 	w.base = event_base_new();
 	if (w.base == NULL)
 		log_fatal("event_base_new failed");
@@ -189,6 +195,7 @@ void worker_main(const struct settings *set, const int *fds, int index,
 	event_add(sig_term, NULL);
 	event_add(sig_int, NULL);
 	event_add(sig_usr1, NULL);
+	control_worker_start(w.base);
 	auth_path = xasprintf("%s/auth.sock", set->state_dir);
 	auth_client_init(w.base, auth_path);
 	free(auth_path);

@@ -143,6 +143,8 @@ static void pop3_handle_line(struct pop3_session *s, char *line, size_t len)
 	}
 	if (pop3_check_args(s, c, &cmd) < 0)
 		return;
+	/* metrics: ends when the session is idle again (pop3_client_input) */
+	conn_cmd_begin(s->conn, c->name, strlen(c->name));
 	if (c->func(s, &cmd) < 0)
 		pop3_count_error(s);
 	if (s->cont != NULL) {
@@ -169,6 +171,7 @@ void pop3_client_input(struct pop3_session *s)
 	s->in_input = true;
 	while (!s->closing && !pop3_is_busy(s) &&
 	       conn_output_len(s->conn) < CONN_OUTPUT_HIWAT) {
+		conn_cmd_end(s->conn, NULL);	/* the previous command */
 		ret = conn_read_line(s->conn, pop3_line_limit(s), &line, &len);
 		if (ret == 0)
 			break;
@@ -183,6 +186,8 @@ void pop3_client_input(struct pop3_session *s)
 		xwipe(line, len);
 		free(line);
 	}
+	if (!pop3_is_busy(s))
+		conn_cmd_end(s->conn, NULL);
 	s->in_input = false;
 }
 

@@ -182,6 +182,26 @@ static int pop3_cmd_stat(struct pop3_session *s, const struct pop3_cmd *cmd)
 	return 0;
 }
 
+/* RFC 1939 section 7 unique-id: Dovecot's default format (or the UIDL
+ * Dovecot stored), so users moved from Dovecot download nothing again
+ * (store_msg_pop3_uidl); pop3_uidl keeps it within the RFC's limits. */
+static const char *pop3_msg_uidl(struct pop3_session *s,
+				 const struct store_msg *msg,
+				 char buf[POP3_UIDL_BUF_SIZE])
+{
+	char tmp[POP3_UIDL_BUF_SIZE];
+	const char *id, *ret;
+
+	/* id is buf or owned by s->mb; ret is id or tmp. */
+	id = store_msg_pop3_uidl(s->mb, msg, buf, POP3_UIDL_BUF_SIZE);
+	ret = pop3_uidl(id, tmp);
+	if (ret == tmp) {
+		memcpy(buf, tmp, sizeof(tmp));
+		return buf;
+	}
+	return ret;
+}
+
 static int pop3_cont_listing(struct pop3_session *s)
 {
 	struct pop3_stream *st = s->stream;
@@ -200,7 +220,7 @@ static int pop3_cont_listing(struct pop3_session *s)
 		msg = pop3_msg(s, num);
 		if (st->is_uidl) {
 			conn_printf(s->conn, "%u %s\r\n", num,
-				    pop3_uidl(msg->basename, buf));
+				    pop3_msg_uidl(s, msg, buf));
 		} else {
 			conn_printf(s->conn, "%u %llu\r\n", num,
 				    (unsigned long long)msg->vsize);
@@ -231,7 +251,7 @@ static int pop3_listing(struct pop3_session *s, const struct pop3_cmd *cmd,
 	msg = pop3_msg(s, num);
 	if (is_uidl) {
 		conn_printf(s->conn, "+OK %u %s\r\n", num,
-			    pop3_uidl(msg->basename, buf));
+			    pop3_msg_uidl(s, msg, buf));
 	} else {
 		conn_printf(s->conn, "+OK %u %llu\r\n", num,
 			    (unsigned long long)msg->vsize);

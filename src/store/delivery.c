@@ -6,6 +6,7 @@
  * cur/. File name: "<secs>.M<usecs>P<pid>Q<counter>.<host>,S=<size>,
  * W=<vsize>" (usecs zero-padded so names sort in delivery order). */
 #include "store/store_private.h"
+#include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
@@ -17,18 +18,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-enum store_fault_step store_fault_step = STORE_FAULT_NONE;
-int store_fault_errno;
-
 static unsigned delivery_counter;
-
-static bool fault(enum store_fault_step step)
-{
-	if (store_fault_step != step)
-		return false;
-	errno = store_fault_errno;
-	return true;
-}
 
 /* gethostname() with '/', ':' and ',' escaped as in the Maildir spec
  * ("\057", "\072"; ',' would confuse the ",S=" fields). */
@@ -134,7 +124,7 @@ int store_delivery_write(struct store_delivery *d, const void *data,
 	d->size += len;
 	d->vsize += len;
 	while (len > 0) {
-		ssize_t r = fault(STORE_FAULT_WRITE) ? -1 :
+		ssize_t r = FAULT("delivery-write") ? -1 :
 			write(d->fd, p, len);
 
 		if (r < 0) {
@@ -167,10 +157,10 @@ static int delivery_finish_file(struct store_delivery *d,
 			goto fail;
 	}
 	call = "fsync";
-	if (fault(STORE_FAULT_FSYNC) || fsync(d->fd) < 0)
+	if (FAULT("delivery-fsync") || fsync(d->fd) < 0)
 		goto fail;
 	call = "close";
-	if (fault(STORE_FAULT_CLOSE)) {
+	if (FAULT("delivery-close")) {
 		int err = errno;
 
 		close(d->fd);
@@ -210,7 +200,7 @@ static int delivery_link(struct store_delivery *d, uint32_t flags,
 		return store_set_error(d->su->error, NULL, "name too long");
 	}
 	snprintf(dest, size, "%s/%s", d->dir, rel);
-	if (fault(STORE_FAULT_LINK) || link(d->tmp_path, dest) < 0)
+	if (FAULT("delivery-link") || link(d->tmp_path, dest) < 0)
 		return store_set_error(d->su->error, NULL,
 				       "link(%s, %s) failed: %s", d->tmp_path,
 				       dest, strerror(errno));
@@ -219,7 +209,7 @@ static int delivery_link(struct store_delivery *d, uint32_t flags,
 			 strerror(errno));
 	free(d->tmp_path);
 	d->tmp_path = NULL;
-	if (fault(STORE_FAULT_DIR_FSYNC) ||
+	if (FAULT("delivery-dir-fsync") ||
 	    maildir_fsync_dir(d->dir, sub) < 0) {
 		int err = errno;
 
@@ -361,6 +351,7 @@ int store_delivery_commit_keywords(struct store_delivery **_d, uint32_t flags,
 	    delivery_finish_file(d, internal_date) < 0 ||
 	    delivery_link(d, flags, kw, dest, sizeof(dest)) < 0)
 		goto out;
+	FAULT_POINT("delivery-index");
 	if (uid_r != NULL && delivery_index(d, dest, flags, kw,
 					    internal_date, uid_r) < 0) {
 		/* Not acknowledged, so not kept: the sender retries. */

@@ -14,12 +14,15 @@
  * rebuilt lazily from heron-uidlist by sync.c. Fork: the child forgets
  * (never uses, never closes) environments of its parent. */
 #include "store/store_private.h"
+#include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "net/metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +95,61 @@ static int index_open_dbis(struct store_index *idx)
 	return mdb_txn_commit(txn);
 }
 
+/* A file shorter than its meta page says (truncated by a disk or an
+ * admin) would be read through the map beyond its end: SIGBUS. LMDB does
+ * not check this itself. Also records the file's identity, so that a
+ * file replaced by another process (store_index_recover, `heron index
+ * rebuild`) is noticed at the next transaction (index_is_replaced). */
+static int index_check_size(struct store_index *idx)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fst;
+	int fd, rc;
+
+	if ((rc = mdb_env_info(idx->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(idx->env, &st)) != 0 ||
+	    (rc = mdb_env_get_fd(idx->env, &fd)) != 0)
+		return rc;
+	if (fstat(fd, &fst) < 0)
+		return errno;
+	if ((uint64_t)fst.st_size <
+	    ((uint64_t)info.me_last_pgno + 1) * st.ms_psize) {
+		log_warn("store: index shorter than its last page path=%s "
+			 "size=%lld last_pgno=%zu page_size=%u", idx->path,
+			 (long long)fst.st_size, info.me_last_pgno,
+			 st.ms_psize);
+		return MDB_CORRUPTED;
+	}
+	idx->dev = fst.st_dev;
+	idx->ino = fst.st_ino;
+	return 0;
+}
+
+/* True when idx->path is now another file than the open environment's
+ * (moved aside and recreated by another process): the caller reopens, so
+ * that no process keeps writing into a file nobody reads any more. Write
+ * transactions always look; read transactions at most every
+ * INDEX_REPLACED_CHECK_MSECS (a stale read is harmless, and 10,000 IDLE
+ * sessions refreshing at once shouldn't cost 10,000 stat() calls). */
+#define INDEX_REPLACED_CHECK_MSECS 100
+static bool index_is_replaced(struct store_index *idx, bool is_write)
+{
+	struct timespec ts;
+	uint64_t now;
+	struct stat st;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (!is_write && now - idx->replaced_checked_msecs <
+	    INDEX_REPLACED_CHECK_MSECS)
+		return false;
+	idx->replaced_checked_msecs = now;
+	if (stat(idx->path, &st) < 0)
+		return errno == ENOENT;
+	return st.st_dev != idx->dev || st.st_ino != idx->ino;
+}
+
 static int index_env_open(struct store_index *idx)
 {
 	int rc;
@@ -102,7 +160,8 @@ static int index_env_open(struct store_index *idx)
 	if ((rc = mdb_env_set_mapsize(idx->env, STORE_INDEX_MAP_SIZE)) ||
 	    (rc = mdb_env_set_maxdbs(idx->env, 8)) ||
 	    (rc = mdb_env_open(idx->env, idx->path, MDB_NOSUBDIR | MDB_NOTLS,
-			       0600)))
+			       0600)) ||
+	    (rc = index_check_size(idx)))
 		goto fail;
 	/* Reader slots left by crashed processes. */
 	(void)mdb_reader_check(idx->env, NULL);
@@ -123,6 +182,7 @@ static int index_move_aside(const char *path, int rc)
 		 (long long)time(NULL));
 	log_warn("store: index corrupt, rebuilding path=%s error=\"%s\" "
 		 "moved_to=%s", path, mdb_strerror(rc), broken);
+	metrics_inc(METRICS_INDEX_REBUILDS);
 	if (rename(path, broken) < 0 && errno != ENOENT) {
 		log_error("store: rename(%s, %s) failed: %s", path, broken,
 			  strerror(errno));
@@ -256,6 +316,12 @@ int store_index_txn_begin(struct store_index *idx, unsigned flags,
 	cache_check_fork();
 	if (idx->pid != cache_pid)
 		return EIO;	/* the parent's: open the store again */
+	if (idx->env != NULL && idx->txn_count == 0 &&
+	    index_is_replaced(idx, (flags & MDB_RDONLY) == 0)) {
+		log_info("store: index replaced by another process, "
+			 "reopening path=%s", idx->path);
+		env_close(idx);
+	}
 	if (idx->env == NULL) {
 		if (idx->is_broken)
 			return EIO;	/* a recovery failed to reopen it */
@@ -297,8 +363,14 @@ static void txn_ended(struct store_index *idx)
 int store_txn_commit(MDB_txn *txn)
 {
 	struct store_index *idx = txn_index(txn);
-	int rc = mdb_txn_commit(txn);
+	int rc;
 
+	if (FAULT("index-commit"))
+		rc = errno, mdb_txn_abort(txn);
+	else
+		rc = mdb_txn_commit(txn);
+	if (rc == 0)
+		FAULT_POINT("index-committed");
 	txn_ended(idx);
 	return rc;
 }
@@ -399,6 +471,11 @@ int index_get_mbox(struct store_index *idx, MDB_txn *txn, const char *name,
 		return MDB_CORRUPTED;
 	memset(rec_r, 0, sizeof(*rec_r));
 	memcpy(rec_r, val.mv_data, val.mv_size);
+	/* Fields every record has had since it was written. */
+	if (rec_r->id == 0 || rec_r->uidvalidity == 0 ||
+	    rec_r->uidnext == 0 || rec_r->count >= rec_r->uidnext ||
+	    (rec_r->first_recent_uid > rec_r->uidnext))
+		return MDB_CORRUPTED;
 	return 0;
 }
 
@@ -438,6 +515,18 @@ int index_msg_decode(const MDB_val *val, struct index_msg_view *msg_r)
 		return -1;
 	msg_r->basename = p + sizeof(msg_r->hdr);
 	msg_r->path = msg_r->basename + msg_r->hdr.basename_len;
+	/* The basename is stored twice (alone and in the path): a damaged
+	 * page rarely leaves both copies equal. */
+	if (msg_r->hdr.path_len < 4 + msg_r->hdr.basename_len ||
+	    (memcmp(msg_r->path, "new/", 4) != 0 &&
+	     memcmp(msg_r->path, "cur/", 4) != 0) ||
+	    memcmp(msg_r->path + 4, msg_r->basename,
+		   msg_r->hdr.basename_len) != 0 ||
+	    (msg_r->hdr.path_len > 4 + msg_r->hdr.basename_len &&
+	     msg_r->path[4 + msg_r->hdr.basename_len] != ':') ||
+	    memchr(msg_r->basename, '/', msg_r->hdr.basename_len) != NULL ||
+	    memchr(msg_r->basename, '\0', msg_r->hdr.basename_len) != NULL)
+		return -1;
 	return 0;
 }
 

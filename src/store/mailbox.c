@@ -9,6 +9,7 @@
  * STORE_MAILBOX_NAME_MAX bytes, so a folder list is bounded by the
  * directory itself. */
 #include "store/store_private.h"
+#include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
@@ -87,7 +88,7 @@ int store_mailbox_delete(struct store_user *su, const char *name,
 			 const char **error_r)
 {
 	const char *why;
-	char *key, *dir;
+	char *key, *dir, *trash = NULL;
 	MDB_txn *txn;
 	int rc;
 
@@ -105,21 +106,33 @@ int store_mailbox_delete(struct store_user *su, const char *name,
 				name);
 		goto out;
 	}
+	/* Moved out of sight (into the root's tmp/) before the files go,
+	 * so a crash while removing never leaves a half-deleted folder
+	 * that lists but cannot be selected or deleted (tests/crash). */
+	trash = xasprintf("%s/tmp/heron-rmdir%s", su->root, key);
+	(void)maildir_remove_folder(trash, su->error);
 	if ((rc = store_index_txn_begin(su->index, 0, &txn)) != 0)
 		goto out;
-	if (maildir_remove_folder(dir, su->error) < 0) {
+	if (rename(dir, trash) < 0) {
 		int err = errno;
 
 		store_txn_abort(txn);
 		errno = err;
-		rc = -1;
+		rc = store_set_error(su->error, NULL, "rename(%s, %s): %s",
+				     dir, trash, strerror(err));
 		goto out;
 	}
+	FAULT_POINT("mailbox-delete");
 	if ((rc = index_forget(su->index, txn, key)) == 0)
 		rc = store_txn_commit(txn);
 	else
 		store_txn_abort(txn);
+	if (rc != 0)
+		(void)rename(trash, dir);	/* not deleted after all */
+	else if (maildir_remove_folder(trash, su->error) < 0)
+		log_warn("store: %s", su->error);
 out:
+	free(trash);
 	free(key);
 	free(dir);
 	return rc == 0 ? 0 : mgmt_fail(su, "mailbox delete", rc, error_r);
@@ -191,7 +204,7 @@ static int rename_apply(struct store_user *su, MDB_txn *txn,
 			 rs->keys[i] + strlen(old_key));
 		snprintf(from, sizeof(from), "%s/%s", su->root, rs->keys[i]);
 		snprintf(to, sizeof(to), "%s/%s", su->root, nkey);
-		if (rename(from, to) < 0)
+		if (FAULT("mailbox-rename") || rename(from, to) < 0)
 			return store_set_error(su->error, NULL,
 					       "rename(%s, %s) failed: %s",
 					       from, to, strerror(errno));
@@ -526,6 +539,18 @@ int store_mailbox_list(struct store_user *su,
 
 /* ---- subscriptions ---- */
 
+static void subs_add_dovecot(const char *name, void *ctx)
+{
+	struct name_list *nl = ctx;
+
+	if (strcasecmp(name, "INBOX") == 0)
+		name = "INBOX";
+	if (nl->count < SUBSCRIPTIONS_MAX && !names_has(nl, name)) {
+		names_add(nl, name);
+		qsort(nl->names, nl->count, sizeof(char *), str_pcmp);
+	}
+}
+
 static int subs_read(struct store_user *su, struct name_list *nl)
 {
 	char path[4096], line[SUBSCRIPTION_LINE_MAX + 2];
@@ -534,8 +559,11 @@ static int subs_read(struct store_user *su, struct name_list *nl)
 	snprintf(path, sizeof(path), "%s/%s", su->root,
 		 STORE_SUBSCRIPTIONS_NAME);
 	if ((f = fopen(path, "re")) == NULL) {
+		/* Until Heron writes its own: Dovecot's (dovecot.c). */
 		if (errno == ENOENT)
-			return 0;
+			return dovecot_subscriptions_read(su->root,
+				subs_add_dovecot, nl, su->error,
+				sizeof(su->error));
 		return store_set_error(su->error, NULL, "open(%s): %s", path,
 				       strerror(errno));
 	}

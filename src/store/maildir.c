@@ -8,6 +8,7 @@
  * components, control bytes and names over STORE_MAILBOX_NAME_MAX are
  * refused. */
 #include "store/store_private.h"
+#include "lib/fault.h"
 #include "conf/config.h"
 #include "lib/strnum.h"
 #include "lib/xmalloc.h"
@@ -390,23 +391,74 @@ const char *store_user_root(const struct store_user *su)
 	return su->root;
 }
 
+/* Moves the folder built at tmp to dir, failing with EEXIST rather than
+ * replacing an existing dir (rename() would replace an empty one). */
+static int folder_rename_noreplace(const char *tmp, const char *dir)
+{
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* No RENAME_NOREPLACE here: claim the name, then replace the
+	 * empty directory atomically. */
+	if (mkdir(dir, 0700) < 0)
+		return -1;
+	return rename(tmp, dir);
+}
+
+/* The folder is built in the parent Maildir's tmp/ and renamed into
+ * place, so a crash never leaves a half-made folder that lists but can
+ * be neither selected, deleted nor created again (tests/crash found
+ * it). A leftover in tmp/ is invisible and removed by the next create
+ * of the same process id. */
 int maildir_create_folder(const char *dir, char *errbuf)
 {
-	char *path;
-	int fd;
+	const char *slash = strrchr(dir, '/');
+	struct stat st;
+	char *path, *tmp;
+	int fd, ret = -1;
 
-	if (mkdir(dir, 0700) < 0)
+	if (stat(dir, &st) == 0) {
+		errno = EEXIST;
 		return store_set_error(errbuf, NULL, "mkdir(%s) failed: %s",
 				       dir, strerror(errno));
-	if (maildir_create_dirs(dir, errbuf) < 0)
-		return -1;
+	}
+	tmp = xasprintf("%.*s/tmp/heron-mkdir.%ld", (int)(slash - dir), dir,
+			(long)getpid());
+	(void)maildir_remove_folder(tmp, errbuf);
+	if (mkdir(tmp, 0700) < 0) {
+		store_set_error(errbuf, NULL, "mkdir(%s) failed: %s", tmp,
+				strerror(errno));
+		goto out;
+	}
+	FAULT_POINT("mailbox-create");
+	if (maildir_create_dirs(tmp, errbuf) < 0)
+		goto out_remove;
 	/* Maildir++ marks subfolders with an empty "maildirfolder" file. */
-	path = xasprintf("%s/maildirfolder", dir);
+	path = xasprintf("%s/maildirfolder", tmp);
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	free(path);
 	if (fd >= 0)
 		close(fd);
-	return 0;
+	if (FAULT("mailbox-create-rename") ||
+	    folder_rename_noreplace(tmp, dir) < 0) {
+		store_set_error(errbuf, NULL, "mkdir(%s) failed: %s", dir,
+				strerror(errno));
+		goto out_remove;
+	}
+	ret = 0;
+	goto out;
+out_remove:
+	{
+		int err = errno;
+		char ignored[STORE_ERROR_MAX];
+
+		(void)maildir_remove_folder(tmp, ignored);
+		errno = err;
+	}
+out:
+	free(tmp);
+	return ret;
 }
 
 int store_mailbox_create(struct store_user *su, const char *name,
@@ -502,6 +554,7 @@ void store_mailbox_close(struct store_mailbox **_mb)
 	for (unsigned i = 0; i < mb->kw_count; i++)
 		free(mb->kw_names[i]);
 	free(mb->kw_names);
+	dovecot_pop3_uidls_free(&mb->pop3_uidls);
 	free(mb->key);
 	free(mb->dir);
 	free(mb);

@@ -8,6 +8,7 @@
  * and index updates of heron processes never interleave. Does not touch
  * other views: they see the changes at their next sync. */
 #include "store/store_private.h"
+#include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
@@ -480,7 +481,7 @@ static int flush_one(struct flush_ctx *f, uint32_t uid,
 			break;	/* someone else gave it this name */
 		snprintf(from, sizeof(from), "%s/%s", t->mb->dir, cur_rel);
 		snprintf(to, sizeof(to), "%s/%s", t->mb->dir, rel);
-		if (rename(from, to) == 0) {
+		if (!FAULT("flag-rename") && rename(from, to) == 0) {
 			if (t->rec.pending_renames > 0)
 				t->rec.pending_renames--;
 			memcpy(cur_rel, rel, (size_t)len + 1);
@@ -646,6 +647,7 @@ static int expunge_one(struct msg_txn *t, uint32_t uid)
 		 (int)msg.hdr.path_len, msg.path);
 	memcpy(bn, msg.basename, msg.hdr.basename_len);
 	bn[msg.hdr.basename_len] = '\0';
+	FAULT_POINT("expunge-unlink");
 	if (unlink(path) < 0 && errno == ENOENT &&
 	    maildir_find(t->mb->dir, bn, msg.hdr.basename_len, rel,
 			 sizeof(rel)) > 0)
@@ -697,7 +699,8 @@ static int expunge_txn(struct store_mailbox *mb, const uint32_t *uids,
 		rc = index_put_mbox(t.idx, t.txn, mb->key, &t.rec);
 	/* The unlinks must be durable before the index forgets the UIDs,
 	 * or a crash could bring the files back as new messages. */
-	if (rc == 0 && (maildir_fsync_dir(mb->dir, "cur") < 0 ||
+	if (rc == 0 && (FAULT("expunge-dir-fsync") ||
+			maildir_fsync_dir(mb->dir, "cur") < 0 ||
 			maildir_fsync_dir(mb->dir, "new") < 0))
 		rc = store_set_error(mb->error, NULL,
 				     "fsync(%s/cur) failed: %s", mb->dir,

@@ -52,8 +52,8 @@ struct store_msg {
 				   POP3 LIST and IMAP RFC822.SIZE report */
 	time_t internal_date;	/* file mtime at first sight */
 	uint64_t modseq;
-	char *basename;		/* unique part of the file name, before ':';
-				   also the POP3 UIDL (it never changes) */
+	char *basename;		/* unique part of the file name, before ':'
+				   (it never changes) */
 	char *path;		/* current name relative to the Maildir:
 				   "new/<name>" or "cur/<name>:2,FLAGS".
 				   Both NULL in a STORE_OPEN_NO_NAMES view */
@@ -197,8 +197,9 @@ int store_mailbox_list(struct store_user *su,
 		       void (*cb)(const char *name, unsigned list_flags,
 				  void *ctx),
 		       void *ctx, const char **error_r);
-/* Subscriptions (RFC 3501 6.3.6/6.3.7) kept in <root>/subscriptions, one
- * name a line, rewritten atomically under a lock. get returns a malloc()ed
+/* Subscriptions (RFC 3501 6.3.6/6.3.7) kept in <root>/heron-subscriptions,
+ * one name a line, rewritten atomically under a lock; while it does not
+ * exist, Dovecot's <root>/subscriptions is read. get returns a malloc()ed
  * NULL-terminated array of malloc()ed names (store_subscriptions_free).
  * set does not check that the mailbox exists (RFC 3501 allows it). */
 int store_subscriptions_get(struct store_user *su, char ***names_r,
@@ -306,6 +307,20 @@ int store_msgs_update_flags(struct store_mailbox *mb, const uint32_t *uids,
  * from the event loop while it returns > 0 after a STORE. */
 int store_mailbox_flush_renames(struct store_mailbox *mb, unsigned max_count,
 				const char **error_r);
+
+/* ---- POP3 ---- */
+
+/* Longest UIDL store_msg_pop3_uidl returns (RFC 1939 7: 1..70 chars). */
+#define STORE_POP3_UIDL_MAX 70
+/* msg's POP3 unique-id (RFC 1939 section 7), as Dovecot's default
+ * pop3_uidl_format "%08Xu%08Xv" gives it: UID then UIDVALIDITY, 8
+ * lower-case hex digits each, written into buf (size >= 17); or, for a
+ * message Dovecot had stored another UIDL for (a P field in its
+ * dovecot-uidlist, copied at migration), that one, owned by mb. Stable:
+ * UIDs and UIDVALIDITY survive index loss (heron-uidlist). */
+const char *store_msg_pop3_uidl(struct store_mailbox *mb,
+				const struct store_msg *msg, char *buf,
+				size_t size);
 
 /* ---- keywords (per mailbox) ---- */
 
@@ -418,5 +433,58 @@ void store_msg_cache_put(struct store_mailbox *mb, uint32_t uid,
 int store_msg_cache_flush(struct store_mailbox *mb, const char **error_r);
 /* Entries queued and not yet flushed (tests). */
 size_t store_msg_cache_queued(const struct store_mailbox *mb);
+
+/* ---- index check and repair (check.c; `heron index`, `force-resync`) ----
+ * Separate block: added for issue 4 item 3 by the admin CLI. */
+
+/* Receives each finding of store_index_check: mailbox ("" for the whole
+ * index), a text, and whether it is a problem (counted) or a note (files
+ * not indexed yet, a folder never opened: the next sync takes them). */
+typedef void store_check_report_func(const char *mailbox, const char *text,
+				     bool is_problem, void *ctx);
+/* Checks user's index read-only (it creates, moves and changes nothing,
+ * and does not use the store's environment cache): every record's sanity,
+ * UIDs below UIDNEXT, counts, the basename table, heron-uidlist against
+ * the index. Returns the number of problems, or -1. LMDB keeps no page
+ * checksums: on a badly damaged file the walk may crash, so callers run
+ * it in a child process and count a crash as a problem. */
+int store_index_check(const struct settings *set, const char *user,
+		      store_check_report_func *report, void *report_ctx,
+		      const char **error_r);
+/* Rebuilds mailbox name's index records from heron-uidlist and the
+ * Maildir, keeping UIDVALIDITY and the UIDs of files still there (any
+ * the index or heron-uidlist remembers), HIGHESTMODSEQ growing. Safe
+ * while other processes use the mailbox: their views see no expunge. */
+int store_mailbox_rebuild(struct store_user *su, const char *name,
+			  const char **error_r);
+/* store_mailbox_rebuild for every selectable mailbox. replace: the index
+ * cannot be read (store_index_check crashed or failed): it is moved aside
+ * to heron.index.broken.<time> first and every mailbox rebuilt from
+ * heron-uidlist alone (processes that have it open switch to the new file
+ * at their next transaction). */
+int store_index_rebuild(struct store_user *su, bool replace,
+			const char **error_r);
+/* Reads new/ and cur/ now, even when their mtimes say nothing changed:
+ * new files get UIDs, vanished ones are expunged, renamed ones keep
+ * theirs. */
+int store_mailbox_force_resync(struct store_user *su, const char *name,
+			       const char **error_r);
+/* store_index_check in a child process: returns its problems,
+ * STORE_CHECK_CRASHED when the child died (an unreadable file), or -1.
+ * The caller must not have user's index open (LMDB and fork). */
+#define STORE_CHECK_CRASHED 0x7fffffff
+int store_index_check_isolated(const struct settings *set, const char *user,
+			       store_check_report_func *report,
+			       void *report_ctx, const char **error_r);
+/* `heron index rebuild`: check; rebuild in place in a child; check
+ * again; when the check or the rebuild crashed or problems remain, the
+ * index is replaced (store_index_rebuild with replace) in this process.
+ * 0 when the final check is clean. Same fork rule as above. */
+int store_index_repair(const struct settings *set, const char *user,
+		       const char **error_r);
+/* Selectable mailbox names (store_mailbox_list without \Noselect), in
+ * a malloc()ed array of malloc()ed names. */
+int store_user_mailbox_names(struct store_user *su, char ***names_r,
+			     size_t *count_r, const char **error_r);
 
 #endif

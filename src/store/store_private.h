@@ -1,6 +1,6 @@
 /* store_private.h: internals shared by the src/store files. Nothing outside the
- * store module includes this, except tests/unit/test_store.c (fault
- * injection hooks at the bottom).
+ * store module includes this, except tests/unit/test_store.c. Fault
+ * injection hooks: lib/fault.h.
  *
  * On-disk layout of one user:
  *   <root>/{tmp,new,cur}            INBOX
@@ -10,7 +10,10 @@
  *   <folder>/heron-pop3.lock        flock()ed by the POP3 session
  *   <folder>/dovecot-keywords       "<index> <name>" for keywords 0..25,
  *                                   the letters a..z in file names
- *   <root>/subscriptions            one subscribed mailbox name a line
+ *   <root>/heron-subscriptions      one subscribed mailbox name a line
+ *   <root>/subscriptions            Dovecot's (read when Heron's is missing)
+ *   <folder>/dovecot-uidlist        Dovecot's UIDs (read, see dovecot.c)
+ *   <folder>/heron-pop3-uidls       POP3 UIDLs Dovecot had stored
  *   <root>/heron.index (+ -lock)    LMDB, see struct index_* below */
 #ifndef HERON_STORE_PRIVATE_H
 #define HERON_STORE_PRIVATE_H
@@ -41,7 +44,11 @@
  * in a view so a flag change can be written in place. SIZE-MATH */
 #define STORE_PATH_EXTRA (4 + 3 + 6 + 26 + 1)
 #define STORE_KEYWORDS_NAME "dovecot-keywords"
-#define STORE_SUBSCRIPTIONS_NAME "subscriptions"
+#define STORE_SUBSCRIPTIONS_NAME "heron-subscriptions"
+/* Dovecot 2.x files read (never written) by dovecot.c. */
+#define DOVECOT_SUBSCRIPTIONS_NAME "subscriptions"
+#define DOVECOT_UIDLIST_NAME "dovecot-uidlist"
+#define STORE_POP3_UIDLS_NAME "heron-pop3-uidls"
 /* Keywords 0..25 are written into file names as the letters a..z. */
 #define STORE_KEYWORD_LETTERS 26
 /* A directory whose mtime is this recent may still change within the
@@ -67,6 +74,9 @@ struct store_index {
 	unsigned txn_count;	/* open transactions: not evictable */
 	uint64_t last_used;	/* LRU clock of the last txn begin */
 	bool is_broken;		/* a recovery failed to reopen it */
+	dev_t dev;		/* identity of the file env has open */
+	ino_t ino;
+	uint64_t replaced_checked_msecs;	/* index_is_replaced */
 	MDB_dbi dbi_meta;	/* "meta" -> struct index_meta */
 	MDB_dbi dbi_mbox;	/* mailbox key -> struct index_mbox */
 	MDB_dbi dbi_msg;	/* (id BE32, uid BE32) -> index_msg + names */
@@ -159,6 +169,9 @@ struct store_mailbox {
 	char **kw_names;	/* cached keyword table (only grows) */
 	unsigned kw_count;
 	int pop3_fd;
+	/* heron-pop3-uidls, loaded by the first store_msg_pop3_uidl
+	 * (dovecot.c); NULL until then. */
+	struct dovecot_pop3_uidls *pop3_uidls;
 	uint32_t flush_next_uid;	/* where the next flush slice starts */
 	char error[STORE_ERROR_MAX];
 };
@@ -352,6 +365,7 @@ struct uidlist {
 	struct uidlist_ent *ents;	/* sorted by basename */
 	size_t count;
 	char *names;
+	bool is_dovecot;	/* read from dovecot-uidlist */
 };
 
 /* Reads <dir>/heron-uidlist; a missing file gives an empty list. */
@@ -369,6 +383,31 @@ int uidlist_append(const char *dir, const char *text, size_t len,
  * rec->uidlist_lines. */
 int uidlist_rewrite(const char *dir, struct store_index *idx, MDB_txn *txn,
 		    struct index_mbox *rec, char *errbuf, size_t errsize);
+
+/* ---- dovecot.c (migration from Dovecot 2.x; files only read) ---- */
+/* When dir has a dovecot-uidlist (version 3 or 1), *f_r is a memory
+ * stream holding it as heron-uidlist text (header "1 V<uidvalidity>
+ * N<next uid>", then "<uid> <basename>" lines) for uidlist_read to parse;
+ * its P fields (POP3 UIDLs) are copied to dir's heron-pop3-uidls first
+ * unless that exists. *f_r NULL: no (usable) file. 0 or -1 (errbuf). */
+int dovecot_uidlist_open(const char *dir, FILE **f_r, char *errbuf,
+			 size_t errsize);
+/* Calls cb for each mailbox of root's Dovecot subscriptions file
+ * (version 2, or 1 with '.' separators) as a Heron name ('/' separated).
+ * A missing file is 0 with no calls. */
+int dovecot_subscriptions_read(const char *root,
+			       void (*cb)(const char *name, void *ctx),
+			       void *ctx, char *errbuf, size_t errsize);
+/* Modseqs of a new mailbox record: HIGHESTMODSEQ 1; for one imported
+ * from Dovecot (ul->is_dovecot) DOVECOT_MODSEQ_FLOOR, above any modseq
+ * Dovecot gave (its dovecot.index is not read), with the expunge history
+ * incomplete below it. So CONDSTORE/QRESYNC clients holding Dovecot's
+ * HIGHESTMODSEQ see every message's flags as changed and compute
+ * VANISHED from their known UIDs (RFC 7162 3.2.5.1, 3.2.6). */
+#define DOVECOT_MODSEQ_FLOOR ((uint64_t)1 << 32)
+void dovecot_init_modseqs(const struct uidlist *ul, struct index_mbox *rec);
+/* Frees a table loaded by store_msg_pop3_uidl; safe on NULL. */
+void dovecot_pop3_uidls_free(struct dovecot_pop3_uidls **t);
 
 /* ---- message.c ---- */
 /* Renames per transaction when a view flushes everything (close). */
@@ -396,19 +435,5 @@ struct store_msg *store_view_find(struct store_mailbox *mb, uint32_t uid);
 int store_uidlist_add(struct store_mailbox *mb, MDB_txn *txn,
 		      struct index_mbox *rec, const char *text, size_t len,
 		      bool force_rewrite);
-
-/* ---- fault injection (tests only) ---- */
-enum store_fault_step {
-	STORE_FAULT_NONE,
-	STORE_FAULT_WRITE,
-	STORE_FAULT_FSYNC,
-	STORE_FAULT_CLOSE,
-	STORE_FAULT_LINK,
-	STORE_FAULT_DIR_FSYNC,
-};
-/* When store_fault_step is set, that delivery step fails with
- * store_fault_errno. */
-extern enum store_fault_step store_fault_step;
-extern int store_fault_errno;
 
 #endif

@@ -17,6 +17,7 @@
 #include "store/store_private.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "net/metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -326,16 +327,18 @@ static int apply_new_rec(struct sync_ctx *ctx)
 	if (ctx->rec.uidvalidity > meta.last_uidvalidity)
 		meta.last_uidvalidity = ctx->rec.uidvalidity;
 	ctx->rec.uidnext = ctx->ul.uidnext > 0 ? ctx->ul.uidnext : 1;
-	ctx->rec.highestmodseq = 1;
+	dovecot_init_modseqs(&ctx->ul, &ctx->rec);
 	ctx->rec.first_recent_uid = 1;
 	if ((rc = keyword_import(ctx->idx, ctx->txn, ctx->rec.id,
 				 ctx->mb->dir)) != 0)
 		return rc;
-	if (ctx->ul.count > 0)
+	if (ctx->ul.count > 0) {
 		log_info("store: rebuilding mailbox index from %s dir=%s "
 			 "uidvalidity=%u known_uids=%zu files=%zu",
 			 STORE_UIDLIST_NAME, ctx->mb->dir,
 			 ctx->rec.uidvalidity, ctx->ul.count, ctx->count);
+		metrics_inc(METRICS_INDEX_REBUILDS);
+	}
 	return index_put_meta(ctx->idx, ctx->txn, &meta);
 }
 

@@ -5,8 +5,10 @@
  * Stale lines (expunged messages) stay until the file is rewritten via
  * tmp + rename. Read only to rebuild a lost index: when a UID or a
  * basename appears twice, the later line wins. Lines longer than
- * UIDLIST_LINE_MAX and malformed lines are skipped. */
+ * UIDLIST_LINE_MAX and malformed lines are skipped. A folder without
+ * heron-uidlist but with Dovecot's dovecot-uidlist is read from that. */
 #include "store/store_private.h"
+#include "lib/fault.h"
 #include "lib/strnum.h"
 #include "lib/xmalloc.h"
 
@@ -167,13 +169,19 @@ int uidlist_read(const char *dir, struct uidlist *ul, char *errbuf,
 	ul->uidnext = 1;
 	path = xasprintf("%s/%s", dir, STORE_UIDLIST_NAME);
 	f = fopen(path, "re");
+	if (f == NULL && errno == ENOENT) {
+		/* Never indexed by Heron: keep Dovecot's UIDs (dovecot.c). */
+		int ret = dovecot_uidlist_open(dir, &f, errbuf, errsize);
+
+		if (ret < 0 || f == NULL) {
+			free(path);
+			return ret;
+		}
+		ul->is_dovecot = true;
+	}
 	if (f == NULL) {
 		int err = errno;
 
-		if (err == ENOENT) {
-			free(path);
-			return 0;
-		}
 		snprintf(errbuf, errsize, "open(%s) failed: %s", path,
 			 strerror(err));
 		free(path);
@@ -259,7 +267,8 @@ int uidlist_append(const char *dir, const char *text, size_t len,
 		errno = err;
 		return -1;
 	}
-	if (write_full(fd, text, len) < 0 || fdatasync(fd) < 0) {
+	if (FAULT("uidlist-append") || write_full(fd, text, len) < 0 ||
+	    fdatasync(fd) < 0) {
 		err = errno;
 		snprintf(errbuf, errsize, "write(%s) failed: %s", path,
 			 strerror(err));
@@ -335,14 +344,16 @@ int uidlist_rewrite(const char *dir, struct store_index *idx, MDB_txn *txn,
 		errno = err;
 		return -1;
 	}
-	if (uidlist_write_all(fd, idx, txn, rec) < 0 ||
-	    (call = "fsync", fsync(fd) < 0)) {
+	if (FAULT("uidlist-write") ||
+	    uidlist_write_all(fd, idx, txn, rec) < 0 ||
+	    (call = "fsync", FAULT("uidlist-fsync") || fsync(fd) < 0)) {
 		err = errno;
 		close(fd);
 		goto fail;
 	}
 	if ((call = "close", close(fd) < 0) ||
-	    (call = "rename", rename(tmp, path) < 0)) {
+	    (call = "rename", FAULT("uidlist-rename") ||
+			      rename(tmp, path) < 0)) {
 		err = errno;
 		goto fail;
 	}

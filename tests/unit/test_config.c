@@ -107,6 +107,10 @@ static void test_config_mail_path(void)
 		{ "/m/%u", "a\nb", NULL },
 		{ "/m/%n", "@example.org", NULL },
 		{ "/m/%d/%n", "x@..", NULL },
+		{ "/m/%n/Maildir", "..@example.org", NULL },
+		{ "/m/%n/Maildir", ".@example.org", NULL },
+		{ "/m/%d/%n", "x@.", NULL },
+		{ "/m/%u", "..@x", NULL },
 	};
 	struct settings set = { 0 };
 
