@@ -108,6 +108,7 @@ struct options {
 	unsigned rcpts;
 	double timeout;
 	double hold;		/* idle mode */
+	double linger;		/* idle-imap: wait after the notification */
 	unsigned ramp;		/* idle mode: logins in flight */
 	bool verbose;
 };
@@ -167,6 +168,8 @@ static void usage(void)
 	      "  -r N          LMTP recipients per transaction (1)\n"
 	      "  -t SECS       inactivity timeout per connection (10)\n"
 	      "  -H SECS       idle-*: hold time after READY (10)\n"
+	      "  -W SECS       idle-imap: stay idle this long after the\n"
+	      "                notification, printing NOTIFIED (0)\n"
 	      "  -R N          idle-*: logins in flight at once (50)\n"
 	      "  -L PORT       idle-imap: LMTP port for the delivery\n"
 	      "  -v            print every error\n", stderr);
@@ -261,7 +264,7 @@ static void parse_args(int argc, char **argv)
 	opt.hold = 10;
 	opt.ramp = 50;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "a:p:c:d:n:u:U:P:D:s:r:t:H:R:L:v")) !=
+	while ((ch = getopt(argc, argv, "a:p:c:d:n:u:U:P:D:s:r:t:H:W:R:L:v")) !=
 	       -1) {
 		switch (ch) {
 		case 'a': addr = optarg; break;
@@ -277,6 +280,7 @@ static void parse_args(int argc, char **argv)
 		case 'r': opt.rcpts = parse_num(optarg, 1000); break;
 		case 't': opt.timeout = parse_secs(optarg); break;
 		case 'H': opt.hold = parse_secs(optarg); break;
+		case 'W': opt.linger = parse_secs(optarg); break;
 		case 'R': opt.ramp = parse_num(optarg, MAX_CLIENTS); break;
 		case 'L': lmtp_port = parse_num(optarg, 65535); break;
 		case 'v': opt.verbose = true; break;
@@ -1305,6 +1309,7 @@ static int run_idle(void)
 {
 	uint64_t login_end = t_start + (uint64_t)((60 + opt.timeout) * 1e6);
 	uint64_t hold_end = 0, quit_end = 0, deliver_end = 0, now;
+	uint64_t linger_end = 0;
 	unsigned ok = 0, watching = 0;
 
 	for (;;) {
@@ -1330,8 +1335,15 @@ static int run_idle(void)
 			deliver.idx = opt.clients;
 			client_start(&deliver);
 		}
+		if (holding && opt.mode == MODE_IDLE_IMAP && linger_end == 0 &&
+		    deliver_done && notified >= watching) {
+			printf("NOTIFIED\n");
+			fflush(stdout);
+			linger_end = now + (uint64_t)(opt.linger * 1e6);
+		}
 		if (holding && (opt.mode == MODE_IDLE_IMAP ? deliver_started &&
-				((deliver_done && notified >= watching) ||
+				((deliver_done && notified >= watching &&
+				  now >= linger_end) ||
 				 deliver_failed || now >= deliver_end) :
 				now >= hold_end) ) {
 			idle_quit_all();

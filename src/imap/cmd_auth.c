@@ -412,7 +412,7 @@ static int imap_idle_resume(struct imap_cmd *cmd)
 	int ret;
 
 	if (client->mailbox_changed) {
-		imap_client_sync(client, true);
+		imap_client_sync_push(client);
 		if (client->state == IMAP_STATE_LOGOUT)
 			return IMAP_CMD_DONE;
 	}

@@ -63,7 +63,19 @@ static void imap_cmd_run(struct imap_cmd *cmd,
 
 struct evbuffer *imap_client_output(struct imap_client *client)
 {
-	return conn_output(client->conn);
+	return client->push_out != NULL ? client->push_out :
+		conn_output(client->conn);
+}
+
+/* Sends what imap_client_sync_push collected (see there). */
+static void imap_client_push_end(struct imap_client *client)
+{
+	struct evbuffer *buf = client->push_out;
+
+	if (buf == NULL)
+		return;
+	client->push_out = NULL;
+	conn_send_now(client->conn, buf);
 }
 
 bool imap_client_output_full(struct imap_client *client)
@@ -78,7 +90,7 @@ unsigned imap_client_quote_flags(const struct imap_client *client)
 
 void imap_client_untagged(struct imap_client *client, const char *fmt, ...)
 {
-	struct evbuffer *out = conn_output(client->conn);
+	struct evbuffer *out = imap_client_output(client);
 	va_list ap;
 
 	evbuffer_add(out, "* ", 2);
@@ -223,7 +235,7 @@ void imap_client_claim_recent(struct imap_client *client)
 static void imap_client_send_flag_change(struct imap_client *client,
 					 uint32_t uid)
 {
-	struct evbuffer *out = conn_output(client->conn);
+	struct evbuffer *out = imap_client_output(client);
 	uint32_t seq = imap_client_uid_to_seq(client, uid);
 	const struct store_msg *msg;
 
@@ -286,6 +298,7 @@ void imap_client_sync(struct imap_client *client, bool allow_expunges)
 			/* RFC 2180 3.3: another session deleted it. */
 			imap_client_untagged(client, "BYE Selected mailbox "
 					     "was deleted");
+			imap_client_push_end(client);
 			client->state = IMAP_STATE_LOGOUT;
 			conn_close_after_flush(client->conn,
 					       "mailbox deleted");
@@ -299,12 +312,29 @@ void imap_client_sync(struct imap_client *client, bool allow_expunges)
 	if (ch.uidvalidity_changed) {
 		imap_client_untagged(client, "BYE [UIDVALIDITY] Mailbox was "
 				     "recreated");
+		imap_client_push_end(client);
 		client->state = IMAP_STATE_LOGOUT;
 		conn_close_after_flush(client->conn, "uidvalidity changed");
 	} else {
 		imap_client_send_changes(client, &ch);
 	}
 	store_changes_free(&ch);
+}
+
+/* IDLE: the updates are sent as soon as they are made (conn_send_now),
+ * not at the next turn of the event loop, so with thousands of idlers on
+ * one mailbox the first needn't wait until the last is prepared, and an
+ * idler costs one send() instead of a trip through the loop's write
+ * events. */
+void imap_client_sync_push(struct imap_client *client)
+{
+	static struct evbuffer *scratch;
+
+	if (scratch == NULL)
+		scratch = evbuffer_new();
+	client->push_out = scratch;
+	imap_client_sync(client, true);
+	imap_client_push_end(client);
 }
 
 int imap_client_seqset(struct imap_client *client, const struct imap_arg *arg,

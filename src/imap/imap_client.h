@@ -80,6 +80,7 @@ struct imap_client {
 	char *user;			/* after login */
 	struct store_user *su;
 	struct imap_cmd *cmd;		/* the running command, or NULL */
+	struct evbuffer *push_out;	/* imap_client_sync_push's output */
 	struct auth_request *auth_req;
 	unsigned bad_count;		/* client errors, for disconnect */
 	unsigned auth_failures;
@@ -172,6 +173,9 @@ int imap_client_seqset(struct imap_client *client, const struct imap_arg *arg,
  * (expunges only when allow_expunges). Called by the session after each
  * command; handlers call it only for NOOP-like semantics. */
 void imap_client_sync(struct imap_client *client, bool allow_expunges);
+/* imap_client_sync(client, true) for an idling session: its updates are
+ * sent at once. */
+void imap_client_sync_push(struct imap_client *client);
 /* Writes "FLAGS (...)" content for a message: system flags, keywords,
  * \Recent. */
 void imap_client_append_flags(struct imap_client *client,

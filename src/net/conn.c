@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -476,6 +477,26 @@ void conn_write(struct conn *c, const void *data, size_t len)
 {
 	c->bytes_out += len;
 	bufferevent_write(c->bev, data, len);
+}
+
+void conn_send_now(struct conn *c, struct evbuffer *buf)
+{
+	size_t len = evbuffer_get_length(buf);
+	ssize_t n;
+
+	if (len == 0)
+		return;
+	c->bytes_out += len;
+	if (!c->is_tls && !c->closing && !c->tls_pending &&
+	    conn_output_len(c) == 0) {
+		n = send(bufferevent_getfd(c->bev), evbuffer_pullup(buf, -1),
+			 len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0)
+			evbuffer_drain(buf, (size_t)n);
+	}
+	/* Errors too: the bufferevent meets them again and reports. */
+	if (evbuffer_get_length(buf) > 0)
+		bufferevent_write_buffer(c->bev, buf);
 }
 
 void conn_printf(struct conn *c, const char *fmt, ...)

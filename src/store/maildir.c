@@ -549,8 +549,7 @@ void store_mailbox_close(struct store_mailbox **_mb)
 		store_flush_all(mb, STORE_CLOSE_FLUSH_MAX);
 	if (mb->pop3_fd >= 0)
 		close(mb->pop3_fd);	/* releases the flock */
-	free(mb->msgs);
-	free(mb->strings);
+	store_mailbox_set_view(mb, NULL);
 	for (unsigned i = 0; i < mb->kw_count; i++)
 		free(mb->kw_names[i]);
 	free(mb->kw_names);

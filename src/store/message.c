@@ -86,17 +86,22 @@ static int mdb_fail(struct store_mailbox *mb, const char *what, int rc,
 
 /* Updates the view's copy of a message changed by this view (path NULL:
  * unchanged); the path block has room for basename + STORE_PATH_EXTRA
- * (see sync.c). */
+ * (see sync.c). old_modseq is the record's before the change: when the
+ * view had not seen that one (another session changed the message
+ * first), the copy keeps its modseq so that the next sync still reports
+ * the message's flags (RFC 3501 5.2; a .SILENT STORE reports nothing). */
 static void view_update(struct store_mailbox *mb, uint32_t uid,
-			const struct index_msg *hdr, const char *path)
+			const struct index_msg *hdr, uint64_t old_modseq,
+			const char *path)
 {
-	struct store_msg *m = store_view_find(mb, uid);
+	struct store_msg *m = store_view_find_mut(mb, uid);
 
 	if (m == NULL)
 		return;
 	m->flags = hdr->flags;
 	m->keywords = hdr->keywords;
-	m->modseq = hdr->modseq;
+	if (m->modseq == old_modseq)
+		m->modseq = hdr->modseq;
 	if (path != NULL)
 		view_update_path(m, path, strlen(path));
 }
@@ -170,7 +175,7 @@ static int relocate(struct msg_txn *t, uint32_t uid, char *path_r,
 		rc = index_put_mbox(t->idx, t->txn, t->mb->key, &t->rec);
 	/* Flags and path, but not the modseq: the change is someone
 	 * else's and the next sync reports it (modseq differs). */
-	if (rc == 0 && (m = store_view_find(t->mb, uid)) != NULL) {
+	if (rc == 0 && (m = store_view_find_mut(t->mb, uid)) != NULL) {
 		m->flags = hdr.flags;
 		m->keywords = hdr.keywords;
 		view_update_path(m, path_r, strlen(path_r));
@@ -326,7 +331,7 @@ static int update_one(struct msg_txn *t, MDB_cursor *cur, uint32_t uid,
 		return rc;
 	res->status = STORE_UPDATE_CHANGED;
 	res->modseq = hdr.modseq;
-	view_update(t->mb, uid, &hdr, NULL);
+	view_update(t->mb, uid, &hdr, msg.hdr.modseq, NULL);
 	return 0;
 }
 
@@ -501,7 +506,7 @@ static int flush_one(struct flush_ctx *f, uint32_t uid,
 	}
 	hdr.path_len = (uint16_t)strlen(cur_rel);
 	rc = index_put_msg(t->idx, t->txn, t->rec.id, uid, &hdr, bn, cur_rel);
-	if (rc == 0 && (m = store_view_find(t->mb, uid)) != NULL) {
+	if (rc == 0 && (m = store_view_find_mut(t->mb, uid)) != NULL) {
 		m->flags = hdr.flags;
 		m->keywords = hdr.keywords;
 		view_update_path(m, cur_rel, hdr.path_len);

@@ -163,9 +163,9 @@ struct store_mailbox {
 					   changes that the view holds) */
 	bool has_view;
 	bool no_names;		/* STORE_OPEN_NO_NAMES */
-	struct store_msg *msgs;	/* sorted by UID */
-	uint32_t count;
-	char *strings;		/* basenames and paths of msgs, one block */
+	struct store_view *view;	/* msgs and count, maybe shared */
+	struct store_msg *msgs;	/* view->msgs, sorted by UID */
+	uint32_t count;		/* view->count */
 	char **kw_names;	/* cached keyword table (only grows) */
 	unsigned kw_count;
 	int pop3_fd;
@@ -429,8 +429,32 @@ int store_sync_changes(struct store_mailbox *mb, bool build_view,
  * (the index record decides). */
 int store_sync_run(struct store_mailbox *mb, bool want_view,
 		   bool trust_index, struct store_changes *changes);
-/* The view's entry for uid, or NULL. */
+/* The view's entry for uid, or NULL. Read only: the view may be shared
+ * with other sessions (view.c); store_view_find_mut to change it. */
 struct store_msg *store_view_find(struct store_mailbox *mb, uint32_t uid);
+
+/* ---- view.c ---- */
+struct store_view;
+/* A new reference to the listed view of mb's mailbox (same index, key,
+ * naming) when it was built from rec, else NULL. */
+struct store_view *store_view_lookup(struct store_mailbox *mb,
+				     const struct index_mbox *rec);
+/* Lists a new view of mb's mailbox built from rec, taking msgs and the
+ * strings block they point into; returns the first reference. */
+struct store_view *store_view_new(struct store_mailbox *mb,
+				  const struct index_mbox *rec,
+				  struct store_msg *msgs, uint32_t count,
+				  char *strings, size_t strings_len);
+void store_view_unref(struct store_view **view);
+const struct store_msg *store_view_msgs(const struct store_view *view,
+					uint32_t *count_r);
+/* Makes view (a reference the caller gives away; NULL = none) mb's. */
+void store_mailbox_set_view(struct store_mailbox *mb, struct store_view *view);
+/* Copies mb's view when it is shared, so that mb may change it. */
+void store_view_own(struct store_mailbox *mb);
+/* store_view_find on a view mb may change. */
+struct store_msg *store_view_find_mut(struct store_mailbox *mb,
+				      uint32_t uid);
 /* Appends uidlist lines of new UIDs (rewrites the file when stale). */
 int store_uidlist_add(struct store_mailbox *mb, MDB_txn *txn,
 		      struct index_mbox *rec, const char *text, size_t len,

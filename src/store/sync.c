@@ -12,7 +12,9 @@
  * than STORE_DIR_MTIME_SLACK_SECS (a change within the same timestamp
  * tick would not move the mtime), nothing is read from the directories;
  * when the record also equals the one the view was built from, the view
- * is kept as it is. View rebuilds merge with the old view to report
+ * is kept as it is. A new view is the one another session of the process
+ * already built from the same record when there is one (view.c), else
+ * read from the index; it is compared with the old view to report
  * expunged, new and changed messages (struct store_changes). */
 #include "store/store_private.h"
 #include "lib/log.h"
@@ -645,7 +647,6 @@ struct view_build {
 	size_t *offs;		/* basename, path offsets in strings */
 	char *strings;
 	size_t len, scap;
-	size_t exp_cap, chg_cap;
 };
 
 static void u32_push(uint32_t **arr, size_t *n, size_t *cap, uint32_t v)
@@ -705,41 +706,54 @@ static void view_add(struct view_build *b, bool names, uint32_t uid,
 		view_add_names(b, msg);
 }
 
-/* Merge step for change reporting: old view entries below uid are
- * expunged; an old entry with this uid and another modseq changed. */
-static void view_diff(struct store_mailbox *mb, struct store_changes *ch,
-		      struct view_build *b, uint32_t *j,
-		      const struct store_msg *m)
+/* Reports the difference between mb's view and msgs[0..count), both
+ * sorted by UID: old entries missing from msgs were expunged, entries
+ * with another modseq changed, the rest of msgs is new. */
+static void view_diff(const struct store_mailbox *mb,
+		      struct store_changes *ch, const struct store_msg *msgs,
+		      uint32_t count)
 {
-	while (*j < mb->count && (m == NULL || mb->msgs[*j].uid < m->uid)) {
-		if (ch->expunged_count == b->exp_cap) {
-			b->exp_cap = b->exp_cap ? b->exp_cap * 2 : 64;
-			ch->expunged_uids = xreallocarray(ch->expunged_uids,
-				b->exp_cap, sizeof(uint32_t));
-			ch->expunged_seqs = xreallocarray(ch->expunged_seqs,
-				b->exp_cap, sizeof(uint32_t));
+	size_t exp_cap = 0, chg_cap = 0;
+	uint32_t i = 0, j = 0;
+
+	while (i < count || j < mb->count) {
+		if (j < mb->count &&
+		    (i == count || mb->msgs[j].uid < msgs[i].uid)) {
+			if (ch->expunged_count == exp_cap) {
+				exp_cap = exp_cap ? exp_cap * 2 : 64;
+				ch->expunged_uids = xreallocarray(
+					ch->expunged_uids, exp_cap,
+					sizeof(uint32_t));
+				ch->expunged_seqs = xreallocarray(
+					ch->expunged_seqs, exp_cap,
+					sizeof(uint32_t));
+			}
+			ch->expunged_uids[ch->expunged_count] =
+				mb->msgs[j].uid;
+			ch->expunged_seqs[ch->expunged_count++] = j + 1;
+			j++;
+		} else if (j < mb->count && mb->msgs[j].uid == msgs[i].uid) {
+			if (mb->msgs[j].modseq != msgs[i].modseq)
+				u32_push(&ch->changed_uids,
+					 &ch->changed_count, &chg_cap,
+					 msgs[i].uid);
+			i++;
+			j++;
+		} else {
+			ch->new_count++;
+			i++;
 		}
-		ch->expunged_uids[ch->expunged_count] = mb->msgs[*j].uid;
-		ch->expunged_seqs[ch->expunged_count++] = *j + 1;
-		(*j)++;
-	}
-	if (m == NULL)
-		return;
-	if (*j < mb->count && mb->msgs[*j].uid == m->uid) {
-		if (mb->msgs[*j].modseq != m->modseq)
-			u32_push(&ch->changed_uids, &ch->changed_count,
-				 &b->chg_cap, m->uid);
-		(*j)++;
-	} else {
-		ch->new_count++;
 	}
 }
 
-static void view_set(struct store_mailbox *mb, struct view_build *b,
-		     const struct index_mbox *rec)
+/* The view as a listed store_view; the block trimmed to size (the view
+ * lives as long as its sessions). */
+static struct store_view *view_finish(struct store_mailbox *mb,
+				      struct view_build *b,
+				      const struct index_mbox *rec)
 {
-	/* Trimmed to size: the view lives as long as the session (an idle
-	 * POP3 session of 20 messages would else keep 16 KB). */
+	struct store_view *v;
+
 	if (b->strings != NULL && b->len < b->scap)
 		b->strings = xrealloc(b->strings, b->len > 0 ? b->len : 1);
 	if (b->n < b->cap && b->n > 0)
@@ -748,15 +762,10 @@ static void view_set(struct store_mailbox *mb, struct view_build *b,
 		b->msgs[i].basename = b->strings + b->offs[2 * i];
 		b->msgs[i].path = b->strings + b->offs[2 * i + 1];
 	}
-	free(mb->msgs);
-	free(mb->strings);
-	mb->msgs = b->msgs;
-	mb->count = b->n;
-	mb->strings = b->strings;
-	mb->view_rec = *rec;
-	mb->has_view = true;
+	v = store_view_new(mb, rec, b->msgs, b->n, b->strings, b->len);
 	b->msgs = NULL;
 	b->strings = NULL;
+	return v;
 }
 
 /* Whether the view was built from this record (nothing to refresh). */
@@ -786,9 +795,9 @@ static void changes_init(struct store_mailbox *mb, struct store_changes *ch,
 	*diff_r = true;
 }
 
-static int build_view(struct store_mailbox *mb, MDB_txn *txn,
-		      const struct index_mbox *rec,
-		      struct store_changes *ch)
+/* Reads the messages of rec from the index into a new listed view. */
+static int view_read(struct store_mailbox *mb, MDB_txn *txn,
+		     const struct index_mbox *rec, struct store_view **view_r)
 {
 	struct store_index *idx = mb->su->index;
 	struct view_build b;
@@ -796,8 +805,6 @@ static int build_view(struct store_mailbox *mb, MDB_txn *txn,
 	uint8_t kbuf[8];
 	MDB_val key = { sizeof(kbuf), kbuf }, val;
 	MDB_cursor *cur;
-	uint32_t j = 0;
-	bool diff;
 	int rc;
 
 	memset(&b, 0, sizeof(b));
@@ -805,7 +812,6 @@ static int build_view(struct store_mailbox *mb, MDB_txn *txn,
 	b.msgs = xreallocarray(NULL, b.cap, sizeof(*b.msgs));
 	if (!mb->no_names)
 		b.offs = xreallocarray(NULL, b.cap, 2 * sizeof(*b.offs));
-	changes_init(mb, ch, rec, &diff);
 	if ((rc = mdb_cursor_open(txn, idx->dbi_msg, &cur)) != 0)
 		goto out;
 	index_msg_key(kbuf, rec->id, 0);
@@ -819,21 +825,43 @@ static int build_view(struct store_mailbox *mb, MDB_txn *txn,
 		}
 		view_add(&b, !mb->no_names,
 			 store_get_be32((uint8_t *)key.mv_data + 4), &msg);
-		if (diff)
-			view_diff(mb, ch, &b, &j, &b.msgs[b.n - 1]);
 	}
 	mdb_cursor_close(cur);
 	if (rc == 0 || rc == MDB_NOTFOUND) {
 		rc = 0;
-		if (diff)
-			view_diff(mb, ch, &b, &j, NULL);
-		view_set(mb, &b, rec);
+		*view_r = view_finish(mb, &b, rec);
 	}
 out:
 	free(b.msgs);
 	free(b.offs);
 	free(b.strings);
 	return rc;
+}
+
+/* Gives mb the view of rec: the one another session of this process
+ * already has, or a new one read from the index. */
+static int build_view(struct store_mailbox *mb, MDB_txn *txn,
+		      const struct index_mbox *rec,
+		      struct store_changes *ch)
+{
+	struct store_view *view;
+	bool diff;
+	int rc;
+
+	changes_init(mb, ch, rec, &diff);
+	view = store_view_lookup(mb, rec);
+	if (view == NULL && (rc = view_read(mb, txn, rec, &view)) != 0)
+		return rc;
+	if (diff && view != mb->view) {
+		uint32_t count;
+		const struct store_msg *msgs = store_view_msgs(view, &count);
+
+		view_diff(mb, ch, msgs, count);
+	}
+	store_mailbox_set_view(mb, view);
+	mb->view_rec = *rec;
+	mb->has_view = true;
+	return 0;
 }
 
 static void rec_set_mtimes(struct sync_ctx *ctx)
