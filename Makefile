@@ -33,6 +33,10 @@ MAIN_OBJS := $(MAIN_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRCS:tests/fuzz/%.c=%)
+# The fuzz targets with a plain main (tests/fuzz/replay.c): make test
+# replays their regression files and corpora.
+REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/%)
 
 ASAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
@@ -41,8 +45,8 @@ ASAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 TEST_FLAGS = -DHERON_FAULT_INJECTION
 
 .PHONY: all run test asan fuzz fuzz-smoke bench deps deps-test clean unit \
-	install
-all: $(BUILD)/heron $(UNIT_BINS)
+	install fuzz-bins fuzz-replay fuzz-replay-bins
+all: $(BUILD)/heron $(UNIT_BINS) $(REPLAY_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -86,23 +90,39 @@ asan:
 		CFLAGS="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS) $(TEST_FLAGS)" \
 		EXTRA_LDFLAGS="$(ASAN_FLAGS)" all
 
+# libFuzzer targets tests/fuzz/fuzz_*.c, built with clang into FUZZ_BUILD
+# (the library with fuzzer-no-link, each target with the fuzzer runtime).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
 fuzz:
-	@mkdir -p build-fuzz
-	$(MAKE) BUILD=build-fuzz CC=clang \
-		CFLAGS="-O1 -g" \
-		EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
-		build-fuzz/libheron.a
-	@for f in $(FUZZ_SRCS); do \
-		n=$$(basename $$f .c); \
-		echo "clang $$f -> build-fuzz/$$n"; \
-		clang -std=c11 -D_GNU_SOURCE -O1 -g -Isrc $(PKG_CFLAGS) \
-			-fsanitize=fuzzer,address,undefined -o build-fuzz/$$n \
-			$$f build-fuzz/libheron.a $(LDLIBS) || exit 1; \
-	done
+	@mkdir -p $(FUZZ_BUILD)
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="-O1 -g" \
+		EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+		EXTRA_LDFLAGS="-fsanitize=fuzzer $(FUZZ_SAN)" fuzz-bins
+
+fuzz-bins: $(FUZZ_NAMES:%=$(BUILD)/%)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libheron.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libheron.a $(LDLIBS)
 
 # Runs every fuzz target for FUZZ_SECS seconds (default: a short smoke pass).
 fuzz-smoke: fuzz
-	scripts/fuzz.sh $(FUZZ_SECS)
+	FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $(FUZZ_SECS)
+
+# Replays tests/fuzz/regress/<target>/ and tests/fuzz/corpus/<target>/
+# through each target's LLVMFuzzerTestOneInput with tests/fuzz/replay.c,
+# built like `all` (BUILD, CC, CFLAGS, EXTRA_* as for the ASan build).
+# Ends with "N passed, M failed".
+fuzz-replay: $(REPLAY_BINS)
+	scripts/fuzz.sh --replay $(BUILD)/fuzz-replay
+
+fuzz-replay-bins: $(REPLAY_BINS)
+
+$(BUILD)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(BUILD)/libheron.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c \
+		$(BUILD)/libheron.a $(LDLIBS)
 
 bench: all
 	bench/run

@@ -58,6 +58,16 @@ echo "== unit tests (build) =="
 run_unit build
 echo "== unit tests (ASan+UBSan) =="
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_unit build-asan
+run_replay() { # $1 = build dir
+	scripts/fuzz.sh --replay "$1/fuzz-replay" > "$log" 2>&1
+	grep -v ' passed, ' "$log" | tail -20
+	tail -1 "$log"
+	count "$log"
+}
+echo "== fuzz regressions and corpora (build) =="
+run_replay build
+echo "== fuzz regressions and corpora (ASan+UBSan) =="
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_replay build-asan
 echo "== integration tests (build/heron) =="
 run_proto "$top/build/heron"
 echo "== integration tests (build-asan/heron) =="

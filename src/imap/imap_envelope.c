@@ -15,9 +15,19 @@
  * shorter; CR, LF, NUL and 8-bit bytes need a literal. */
 #define QUOTED_MAX_ESCAPES 4
 
+/* A literal holds CHAR8 (RFC 3501 9: no NUL), so NUL goes out as 0x80
+ * as in Dovecot (fuzz_mime found a NUL in a Message-ID literal). */
 static void append_literal(struct evbuffer *out, const char *s, size_t len)
 {
+	const char *nul;
+
 	evbuffer_add_printf(out, "{%zu}\r\n", len);
+	while ((nul = memchr(s, '\0', len)) != NULL) {
+		evbuffer_add(out, s, (size_t)(nul - s));
+		evbuffer_add(out, "\x80", 1);
+		len -= (size_t)(nul - s) + 1;
+		s = nul + 1;
+	}
 	evbuffer_add(out, s, len);
 }
 

@@ -10,6 +10,7 @@
 
 #include "lib/strbuf.h"
 #include "lib/strnum.h"
+#include "lib/utf8.h"
 #include "lib/xmalloc.h"
 #include "mail/decode.h"
 
@@ -19,6 +20,26 @@ static bool is_utf8_name(const char *cs)
 {
 	return strcasecmp(cs, "utf-8") == 0 || strcasecmp(cs, "utf8") == 0 ||
 		strcasecmp(cs, "us-ascii") == 0;
+}
+
+/* Copies UTF-8 input, each byte that does not start a valid sequence
+ * (RFC 3629) replaced by '?' as iconv's failures are below. */
+static void add_valid_utf8(struct strbuf *o, const unsigned char *in,
+			   size_t len)
+{
+	size_t i = 0, n;
+
+	while (i < len) {
+		n = in[i] < 0x80 ? 1 : in[i] >= 0xf0 ? 4 :
+			in[i] >= 0xe0 ? 3 : 2;
+		if (n <= len - i && utf8_is_valid(in + i, n)) {
+			strbuf_add(o, in + i, n);
+			i += n;
+		} else {
+			strbuf_add(o, "?", 1);
+			i++;
+		}
+	}
 }
 
 int rfc2047_charset_to_utf8(const char *charset, const void *in, size_t len,
@@ -36,9 +57,10 @@ int rfc2047_charset_to_utf8(const char *charset, const void *in, size_t len,
 	memcpy(name, charset, n);
 	name[n] = '\0';
 	if (is_utf8_name(name)) {
-		/* TODO: validate UTF-8; passed through like Dovecot does */
+		/* valid UTF-8 passes through; invalid bytes become '?'
+		 * (found by fuzz_rfc2047: the output must be UTF-8) */
 		strbuf_add(&o, "", 0);
-		strbuf_add(&o, in, len);
+		add_valid_utf8(&o, in, len);
 		*out_r = o.data;
 		*out_len_r = o.len;
 		return 0;
@@ -65,6 +87,16 @@ int rfc2047_charset_to_utf8(const char *charset, const void *in, size_t len,
 		strbuf_add(&o, buf, sizeof(buf) - oleft);
 	}
 	iconv_close(cd);
+	if (!utf8_is_valid((const unsigned char *)o.data, o.len)) {
+		/* glibc's UTF-8 aliases ("utf\t8") pass 5- and 6-byte forms
+		 * (found by fuzz_rfc2047) */
+		struct strbuf v = { NULL, 0, 0 };
+
+		strbuf_add(&v, "", 0);
+		add_valid_utf8(&v, (const unsigned char *)o.data, o.len);
+		free(o.data);
+		o = v;
+	}
 	*out_r = o.data;
 	*out_len_r = o.len;
 	return 0;

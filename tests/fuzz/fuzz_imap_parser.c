@@ -1,13 +1,18 @@
 /* fuzz_imap_parser.c: libFuzzer target for the IMAP command parser. The
  * first input byte picks settings and the literal policy; the rest is fed
- * once whole and once in pieces whose sizes come from the second byte.
- * The two event transcripts must be equal (chunk independence), and every
- * parsed command is walked with the accessors. Also runs the utilities
- * (seqset, mUTF-7 round trip, dates) on the same input. */
+ * once whole, once in pieces whose sizes come from the second byte, and
+ * once through imap_parser_feed_evbuffer() in pieces cut at pseudo-random
+ * points (seeded from the input) and, like a client that waits for the
+ * "+" continuation, right after every literal announcement "}\r\n".
+ * The three event transcripts must be equal (chunk independence), and
+ * every parsed command is walked with the accessors. Also runs the
+ * utilities (seqset, mUTF-7 round trip, dates) on the same input. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <event2/buffer.h>
 
 #include "imap/imap_date.h"
 #include "imap/imap_parser.h"
@@ -95,13 +100,9 @@ static int handle(struct imap_parser *p, int ret, unsigned pol,
 	return 0;
 }
 
-static void run(const uint8_t *d, size_t len, unsigned cfg, size_t piece,
-		struct transcript *t)
+static struct imap_parser *parser_create(unsigned cfg)
 {
 	struct imap_parser_settings set;
-	struct imap_parser *p;
-	size_t pos = 0, end, used;
-	int ret;
 
 	imap_parser_settings_default(&set, (cfg & 1) != 0);
 	set.literal_minus = (cfg & 2) != 0;
@@ -113,7 +114,16 @@ static void run(const uint8_t *d, size_t len, unsigned cfg, size_t piece,
 		set.max_args = 6;
 		set.max_literal_size = 8;
 	}
-	p = imap_parser_create(&set);
+	return imap_parser_create(&set);
+}
+
+static void run(const uint8_t *d, size_t len, unsigned cfg, size_t piece,
+		struct transcript *t)
+{
+	struct imap_parser *p = parser_create(cfg);
+	size_t pos = 0, end, used;
+	int ret;
+
 	memset(t, 0, sizeof(*t));
 	while (pos < len) {
 		end = len - pos > piece ? pos + piece : len;
@@ -129,6 +139,54 @@ static void run(const uint8_t *d, size_t len, unsigned cfg, size_t piece,
 	mix(t, imap_parser_is_idle(p));
 out:
 	imap_parser_destroy(&p);
+}
+
+/* Next piece: 1 byte a quarter of the time, else 1..64 (sometimes up to
+ * 4096), never past the end of a literal announcement. */
+static size_t next_piece(uint32_t *seed, const uint8_t *d, size_t left)
+{
+	const uint8_t *ann;
+	size_t n;
+
+	*seed ^= *seed << 13;
+	*seed ^= *seed >> 17;
+	*seed ^= *seed << 5;
+	n = (*seed & 3) == 0 ? 1 : (*seed & 12) == 0 ?
+		1 + (*seed >> 4) % 4096 : 1 + (*seed >> 4) % 64;
+	if (n > left)
+		n = left;
+	ann = memmem(d, n, "}\r\n", 3);
+	if (ann != NULL)
+		n = (size_t)(ann - d) + 3;
+	return n;
+}
+
+static void run_evbuffer(const uint8_t *d, size_t len, unsigned cfg,
+			 uint32_t seed, struct transcript *t)
+{
+	struct imap_parser *p = parser_create(cfg);
+	struct evbuffer *in = evbuffer_new();
+	size_t pos = 0, n;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	seed |= 1;
+	while (pos < len) {
+		n = next_piece(&seed, d + pos, len - pos);
+		evbuffer_add(in, d + pos, n);
+		pos += n;
+		do {
+			ret = imap_parser_feed_evbuffer(p, in);
+			if (handle(p, ret, cfg >> 5, t) < 0)
+				goto out;
+		} while (ret != IMAP_PARSE_NEED_MORE);
+		if (evbuffer_get_length(in) != 0)
+			abort();
+	}
+	mix(t, imap_parser_is_idle(p));
+out:
+	imap_parser_destroy(&p);
+	evbuffer_free(in);
 }
 
 static void fuzz_utils(const uint8_t *d, size_t len)
@@ -173,13 +231,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct transcript whole, pieces;
+	struct transcript whole, pieces, random;
+	uint32_t seed = (uint32_t)size * 2654435761U;
 
 	if (size < 2)
 		return 0;
+	for (size_t i = 0; i < size && i < 16; i++)
+		seed = seed * 31 + data[i];
 	run(data + 2, size - 2, data[0], size, &whole);
 	run(data + 2, size - 2, data[0], 1 + data[1] % 7, &pieces);
-	if (whole.hash != pieces.hash || whole.events != pieces.events)
+	run_evbuffer(data + 2, size - 2, data[0], seed, &random);
+	if (whole.hash != pieces.hash || whole.events != pieces.events ||
+	    whole.hash != random.hash || whole.events != random.events)
 		abort();
 	fuzz_utils(data + 2, size - 2);
 	return 0;
