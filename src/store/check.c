@@ -427,7 +427,8 @@ int store_index_check(const struct settings *set, const char *user,
 	c.report_ctx = report_ctx;
 	if ((root = config_mail_path(set, user)) == NULL) {
 		errno = EINVAL;
-		return store_set_error(error, error_r, "invalid user name");
+		return store_set_error_buf(error, error_r,
+					   "invalid user name");
 	}
 	c.root = root;
 	path = xasprintf("%s/%s", root, STORE_INDEX_NAME);
@@ -559,7 +560,8 @@ static int union_write(struct store_mailbox *mb, struct union_list *u,
 	snprintf(path, sizeof(path), "%s/%s", mb->dir, STORE_UIDLIST_NAME);
 	snprintf(tmp, sizeof(tmp), "%s/%s.rebuild.%ld", mb->dir,
 		 STORE_UIDLIST_NAME, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+		  O_CLOEXEC, 0600);
 	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
 		err = errno;
 		if (fd >= 0)
@@ -568,7 +570,7 @@ static int union_write(struct store_mailbox *mb, struct union_list *u,
 		return store_set_error(mb->error, NULL, "open(%s): %s", tmp,
 				       strerror(err));
 	}
-	fprintf(f, "1 V%u N%u\n", uidvalidity, uidnext);
+	fprintf(f, "1 V%u N%010u\n", uidvalidity, uidnext);
 	for (size_t i = 0; i < u->count; i++)
 		fprintf(f, "%u %s\n", u->lines[i].uid, u->lines[i].name);
 	if (fflush(f) != 0 || fsync(fd) < 0 || ferror(f)) {
@@ -613,7 +615,8 @@ static int rebuild_drop(struct store_mailbox *mb, struct index_mbox *old_r)
 	}
 	if (rc != 0)
 		goto abort;
-	if (uidlist_read(mb->dir, &ul, mb->error, sizeof(mb->error)) < 0) {
+	if (uidlist_read(mb->dir, &ul, store_errbuf(&mb->error),
+			 STORE_ERROR_MAX) < 0) {
 		rc = -1;
 		goto abort;
 	}
@@ -716,13 +719,14 @@ static int rc_fail(struct store_user *su, struct store_mailbox *mb, int rc,
 		   const char *what, const char **error_r)
 {
 	if (rc == -1)
-		snprintf(su->error, sizeof(su->error), "%s", mb->error);
+		store_set_error(su->error, NULL, "%s",
+				store_errbuf(&mb->error));
 	else {
 		errno = store_index_errno(rc);
-		snprintf(su->error, sizeof(su->error), "%s %s: %s", what,
-			 mb->dir, mdb_strerror(rc));
+		store_set_error(su->error, NULL, "%s %s: %s", what, mb->dir,
+				mdb_strerror(rc));
 	}
-	*error_r = su->error;
+	*error_r = store_errbuf(&su->error);
 	return -1;
 }
 
@@ -886,8 +890,8 @@ int store_index_check_isolated(const struct settings *set, const char *user,
 
 	fflush(stdout);
 	if ((pid = fork()) < 0)
-		return store_set_error(error, error_r, "fork: %s",
-				       strerror(errno));
+		return store_set_error_buf(error, error_r, "fork: %s",
+					   strerror(errno));
 	if (pid == 0) {
 		const char *cerror;
 
@@ -899,8 +903,9 @@ int store_index_check_isolated(const struct settings *set, const char *user,
 	}
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
-			return store_set_error(error, error_r, "waitpid: %s",
-					       strerror(errno));
+			return store_set_error_buf(error, error_r,
+						   "waitpid: %s",
+						   strerror(errno));
 	}
 	if (WIFSIGNALED(status)) {
 		if (report != NULL)
@@ -912,8 +917,8 @@ int store_index_check_isolated(const struct settings *set, const char *user,
 	}
 	n = WEXITSTATUS(status);
 	if (n == 255)
-		return store_set_error(error, error_r, "index check of %s "
-				       "failed", user);
+		return store_set_error_buf(error, error_r,
+					   "index check of %s failed", user);
 	return n;
 }
 
@@ -988,8 +993,8 @@ int store_index_repair(const struct settings *set, const char *user,
 		static char error[STORE_ERROR_MAX];
 
 		if (n > 0)
-			store_set_error(error, error_r, "%d problems remain "
-					"after the rebuild", n);
+			store_set_error_buf(error, error_r, "%d problems "
+					    "remain after the rebuild", n);
 		return -1;
 	}
 	return 0;

@@ -23,7 +23,7 @@ struct copy_ctx {
 	struct index_mbox src_rec, dst_rec;
 	int kw_map[STORE_KEYWORDS_MAX];	/* src bit -> dst bit, -1 unset */
 	struct index_new_file *files;
-	char *error;
+	char **error;		/* &src->error */
 };
 
 static int copy_data(const char *from, const char *to)
@@ -32,7 +32,7 @@ static int copy_data(const char *from, const char *to)
 	ssize_t r;
 	int in, out, ret = -1, err;
 
-	if ((in = open(from, O_RDONLY | O_CLOEXEC)) < 0)
+	if ((in = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return -1;
 	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0)
@@ -138,7 +138,7 @@ static int copy_one(struct copy_ctx *c, uint32_t uid,
 				       f->hdr.keywords);
 		if (len < 0 || len > STORE_NAME_MAX + 4) {
 			errno = ENAMETOOLONG;
-			return store_set_error(c->error, NULL,
+			return store_set_error(*c->error, NULL,
 					       "file name too long");
 		}
 		snprintf(to, sizeof(to), "%s/%s", c->dst->dir, f->path);
@@ -164,7 +164,7 @@ static int copy_one(struct copy_ctx *c, uint32_t uid,
 	f->path[0] = '\0';
 	if (errno == ENOENT)
 		return 0;	/* expunged by someone else */
-	return store_set_error(c->error, NULL, "link(%s, %s) failed: %s",
+	return store_set_error(*c->error, NULL, "link(%s, %s) failed: %s",
 			       from, to, strerror(errno));
 }
 
@@ -196,7 +196,7 @@ static int copy_txn(struct copy_ctx *c, const uint32_t *uids, size_t count,
 		rc = copy_one(c, uids[i], &c->files[i]);
 	if (rc == 0 && (FAULT("copy-dir-fsync") ||
 			maildir_fsync_dir(c->dst->dir, "cur") < 0))
-		rc = store_set_error(c->error, NULL, "fsync(%s/cur): %s",
+		rc = store_set_error(*c->error, NULL, "fsync(%s/cur): %s",
 				     c->dst->dir, strerror(errno));
 	if (rc == 0)
 		rc = index_add_files(c->dst, c->txn, &c->dst_rec, c->files,
@@ -251,7 +251,7 @@ int store_mailbox_copy(struct store_mailbox *src, const uint32_t *src_uids,
 	c.src = src;
 	c.dst = dst;
 	c.idx = src->su->index;
-	c.error = src->error;
+	c.error = &src->error;
 	memset(c.kw_map, -1, sizeof(c.kw_map));
 	if (count == 0)
 		return 0;
@@ -273,7 +273,7 @@ int store_mailbox_copy(struct store_mailbox *src, const uint32_t *src_uids,
 	if (rc == 0)
 		return 0;
 	if (rc == -1) {
-		*error_r = src->error;
+		*error_r = store_errbuf(&src->error);
 		return -1;
 	}
 	errno = store_index_errno(rc);

@@ -238,7 +238,8 @@ static int delivery_fail(struct store_delivery *d, struct store_mailbox *mb,
 	if (rc == -1) {
 		int err = errno;
 
-		snprintf(d->su->error, sizeof(d->su->error), "%s", mb->error);
+		store_set_error(d->su->error, NULL, "%s",
+				store_errbuf(&mb->error));
 		errno = err;
 		return -1;
 	}
@@ -268,24 +269,20 @@ static int delivery_txn(struct store_delivery *d, struct store_mailbox *mb,
 	return MDB_NOTFOUND;
 }
 
-/* Keyword names -> bits of the destination's table (created). */
-static int delivery_keywords(struct store_delivery *d,
-			     const char *const *names, size_t n,
-			     uint64_t *kw_r)
+/* delivery_keywords with mb (its error buffer freed by the caller). */
+static int delivery_keywords_mb(struct store_delivery *d,
+				struct store_mailbox *mb,
+				const char *const *names, size_t n,
+				uint64_t *kw_r)
 {
-	struct store_mailbox mb;
 	MDB_txn *txn;
 	unsigned i;
 	int rc;
 
-	*kw_r = 0;
-	if (n == 0)
-		return 0;
-	delivery_mbox(d, &mb);
-	if ((rc = delivery_txn(d, &mb, &txn)) != 0)
-		return delivery_fail(d, &mb, rc, "keywords");
+	if ((rc = delivery_txn(d, mb, &txn)) != 0)
+		return delivery_fail(d, mb, rc, "keywords");
 	for (size_t k = 0; k < n && rc == 0; k++) {
-		rc = keyword_lookup(d->su->index, txn, mb.rec.id, d->dir,
+		rc = keyword_lookup(d->su->index, txn, mb->rec.id, d->dir,
 				    names[k], true, &i);
 		if (rc == 0)
 			*kw_r |= UINT64_C(1) << i;
@@ -298,10 +295,27 @@ static int delivery_keywords(struct store_delivery *d,
 				rc == EINVAL ? "invalid keyword name" :
 				"too many keywords in mailbox");
 		}
-		return delivery_fail(d, &mb, rc, "keywords");
+		return delivery_fail(d, mb, rc, "keywords");
 	}
 	rc = store_txn_commit(txn);
-	return rc == 0 ? 0 : delivery_fail(d, &mb, rc, "keywords");
+	return rc == 0 ? 0 : delivery_fail(d, mb, rc, "keywords");
+}
+
+/* Keyword names -> bits of the destination's table (created). */
+static int delivery_keywords(struct store_delivery *d,
+			     const char *const *names, size_t n,
+			     uint64_t *kw_r)
+{
+	struct store_mailbox mb;
+	int ret;
+
+	*kw_r = 0;
+	if (n == 0)
+		return 0;
+	delivery_mbox(d, &mb);
+	ret = delivery_keywords_mb(d, &mb, names, n, kw_r);
+	free(mb.error);
+	return ret;
 }
 
 /* Indexes the delivered file at once (no directory scan) and returns its
@@ -326,15 +340,21 @@ static int delivery_index(struct store_delivery *d, const char *dest,
 	snprintf(f.path, sizeof(f.path), "%s", name - 4);
 	delivery_mbox(d, &mb);
 	if ((rc = delivery_txn(d, &mb, &txn)) != 0)
-		return delivery_fail(d, &mb, rc, "indexing");
+		goto out_fail;
 	rc = index_add_files(&mb, txn, &mb.rec, &f, 1, uid_r);
 	if (rc == 0)
 		rc = index_put_mbox(d->su->index, txn, d->key, &mb.rec);
 	if (rc == 0)
-		return (rc = store_txn_commit(txn)) == 0 ? 0 :
-			delivery_fail(d, &mb, rc, "indexing");
-	store_txn_abort(txn);
-	return delivery_fail(d, &mb, rc, "indexing");
+		rc = store_txn_commit(txn);
+	else
+		store_txn_abort(txn);
+	if (rc == 0)
+		goto out;
+out_fail:
+	rc = delivery_fail(d, &mb, rc, "indexing");
+out:
+	free(mb.error);
+	return rc;
 }
 
 int store_delivery_commit_keywords(struct store_delivery **_d, uint32_t flags,
@@ -364,7 +384,7 @@ int store_delivery_commit_keywords(struct store_delivery **_d, uint32_t flags,
 out:
 	err = errno;
 	if (ret < 0)
-		*error_r = d->su->error;
+		*error_r = store_errbuf(&d->su->error);
 	delivery_free(_d);
 	errno = err;
 	return ret;

@@ -161,7 +161,8 @@ static void write_uidls(const char *dir, const struct dc_buf *text)
 		return;
 	snprintf(tmp, sizeof(tmp), "%s/%s.tmp.%ld", dir,
 		 STORE_POP3_UIDLS_NAME, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+		  O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto fail;
 	w = write(fd, text->data, text->len);
@@ -235,7 +236,7 @@ int dovecot_uidlist_open(const char *dir, FILE **f_r, char *errbuf,
 
 	*f_r = NULL;
 	snprintf(path, sizeof(path), "%s/%s", dir, DOVECOT_UIDLIST_NAME);
-	if ((f = fopen(path, "re")) == NULL) {
+	if ((f = store_fopen_read(path)) == NULL) {
 		if ((err = errno) == ENOENT)
 			return 0;
 		snprintf(errbuf, errsize, "open(%s) failed: %s", path,
@@ -334,7 +335,7 @@ int dovecot_subscriptions_read(const char *root,
 
 	snprintf(path, sizeof(path), "%s/%s", root,
 		 DOVECOT_SUBSCRIPTIONS_NAME);
-	if ((f = fopen(path, "re")) == NULL) {
+	if ((f = store_fopen_read(path)) == NULL) {
 		int err = errno;
 
 		if (err == ENOENT)
@@ -385,7 +386,7 @@ static struct dovecot_pop3_uidls *uidls_load(const char *dir)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, STORE_POP3_UIDLS_NAME);
-	if ((f = fopen(path, "re")) == NULL) {
+	if ((f = store_fopen_read(path)) == NULL) {
 		if (errno != ENOENT)
 			log_error("store: open(%s) failed: %s", path,
 				  strerror(errno));

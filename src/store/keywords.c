@@ -104,7 +104,8 @@ static int kw_write_file(const char *dir, const struct kw_table *t)
 	snprintf(path, sizeof(path), "%s/%s", dir, STORE_KEYWORDS_NAME);
 	snprintf(tmp, sizeof(tmp), "%s/%s.tmp.%ld", dir, STORE_KEYWORDS_NAME,
 		 (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
 	if (fd < 0)
 		goto fail;
 	for (unsigned i = 0; i < t->count && i < STORE_KEYWORD_LETTERS;
@@ -201,7 +202,7 @@ int keyword_import(struct store_index *idx, MDB_txn *txn, uint32_t id,
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, STORE_KEYWORDS_NAME);
-	if ((f = fopen(path, "re")) == NULL)
+	if ((f = store_fopen_read(path)) == NULL)
 		return 0;
 	memset(names, 0, sizeof(names));
 	while (fgets(line, sizeof(line), f) != NULL)

@@ -60,7 +60,7 @@ static int mgmt_fail(struct store_user *su, const char *what, int rc,
 		     const char **error_r)
 {
 	if (rc == -1) {
-		*error_r = su->error;
+		*error_r = store_errbuf(&su->error);
 		return -1;
 	}
 	errno = store_index_errno(rc);
@@ -110,7 +110,7 @@ int store_mailbox_delete(struct store_user *su, const char *name,
 	 * so a crash while removing never leaves a half-deleted folder
 	 * that lists but cannot be selected or deleted (tests/crash). */
 	trash = xasprintf("%s/tmp/heron-rmdir%s", su->root, key);
-	(void)maildir_remove_folder(trash, su->error);
+	(void)maildir_remove_folder(trash, store_errbuf(&su->error));
 	if ((rc = store_index_txn_begin(su->index, 0, &txn)) != 0)
 		goto out;
 	if (rename(dir, trash) < 0) {
@@ -129,7 +129,7 @@ int store_mailbox_delete(struct store_user *su, const char *name,
 		store_txn_abort(txn);
 	if (rc != 0)
 		(void)rename(trash, dir);	/* not deleted after all */
-	else if (maildir_remove_folder(trash, su->error) < 0)
+	else if (maildir_remove_folder(trash, store_errbuf(&su->error)) < 0)
 		log_warn("store: %s", su->error);
 out:
 	free(trash);
@@ -345,7 +345,7 @@ static int rename_inbox(struct store_user *su, const char *new_name)
 	if (store_mailbox_open(su, "INBOX", &mb, &error) < 0)
 		goto out;
 	store_mailbox_close(&mb);
-	if (maildir_create_folder(dir, su->error) < 0)
+	if (maildir_create_folder(dir, store_errbuf(&su->error)) < 0)
 		goto out;
 	inbox_copy_keywords(su, dir);
 	if (inbox_move_files(su, dir, "cur") < 0 ||
@@ -503,7 +503,7 @@ int store_mailbox_list(struct store_user *su,
 	size_t n;
 
 	if (list_read(su, &nl) < 0) {
-		*error_r = su->error;
+		*error_r = store_errbuf(&su->error);
 		return -1;
 	}
 	/* Parents without a directory of their own ("A" of ".A.B"). */
@@ -554,18 +554,20 @@ static void subs_add_dovecot(const char *name, void *ctx)
 static int subs_read(struct store_user *su, struct name_list *nl)
 {
 	char path[4096], line[SUBSCRIPTION_LINE_MAX + 2];
+	char err[STORE_ERROR_MAX];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", su->root,
 		 STORE_SUBSCRIPTIONS_NAME);
-	if ((f = fopen(path, "re")) == NULL) {
+	if ((f = store_fopen_read(path)) == NULL) {
+		if (errno != ENOENT)
+			return store_set_error(su->error, NULL, "open(%s): %s",
+					       path, strerror(errno));
 		/* Until Heron writes its own: Dovecot's (dovecot.c). */
-		if (errno == ENOENT)
-			return dovecot_subscriptions_read(su->root,
-				subs_add_dovecot, nl, su->error,
-				sizeof(su->error));
-		return store_set_error(su->error, NULL, "open(%s): %s", path,
-				       strerror(errno));
+		if (dovecot_subscriptions_read(su->root, subs_add_dovecot,
+					       nl, err, sizeof(err)) < 0)
+			return store_set_error(su->error, NULL, "%s", err);
+		return 0;
 	}
 	while (fgets(line, sizeof(line), f) != NULL &&
 	       nl->count < SUBSCRIPTIONS_MAX) {
@@ -587,13 +589,19 @@ static int subs_write(struct store_user *su, const struct name_list *nl)
 {
 	char path[4096], tmp[4096];
 	FILE *f;
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", su->root,
 		 STORE_SUBSCRIPTIONS_NAME);
 	snprintf(tmp, sizeof(tmp), "%s/%s.tmp.%ld", su->root,
 		 STORE_SUBSCRIPTIONS_NAME, (long)getpid());
-	if ((f = fopen(tmp, "we")) == NULL)
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		if (fd >= 0)
+			close(fd);
 		goto fail;
+	}
 	for (size_t i = 0; i < nl->count; i++)
 		fprintf(f, "%s\n", nl->names[i]);
 	if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
@@ -625,7 +633,7 @@ int store_subscriptions_get(struct store_user *su, char ***names_r,
 
 	if (subs_read(su, &nl) < 0) {
 		names_free(&nl);
-		*error_r = su->error;
+		*error_r = store_errbuf(&su->error);
 		return -1;
 	}
 	names_add(&nl, "");	/* room for the NULL terminator */
@@ -692,7 +700,7 @@ int store_subscriptions_set(struct store_user *su, const char *name,
 	 * survive. */
 	snprintf(path, sizeof(path), "%s/%s.lock", su->root,
 		 STORE_SUBSCRIPTIONS_NAME);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
 		store_set_error(su->error, error_r, "lock %s failed: %s",
 				path, strerror(errno));
@@ -703,6 +711,6 @@ int store_subscriptions_set(struct store_user *su, const char *name,
 	ret = subs_update(su, name, subscribed);
 	close(fd);
 	if (ret < 0)
-		*error_r = su->error;
+		*error_r = store_errbuf(&su->error);
 	return ret;
 }

@@ -37,17 +37,62 @@ static const struct {
 	{ 'T', STORE_FLAG_DELETED },
 };
 
-int store_set_error(char *buf, const char **error_r, const char *fmt, ...)
+FILE *store_fopen_read(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), err;
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	if ((f = fdopen(fd, "r")) == NULL) {
+		err = errno;
+		close(fd);
+		errno = err;
+	}
+	return f;
+}
+
+char *store_errbuf(char **slot)
+{
+	if (*slot == NULL)
+		*slot = xcalloc(1, STORE_ERROR_MAX);
+	return *slot;
+}
+
+static int set_error_v(char *buf, const char **error_r, const char *fmt,
+		       va_list ap)
 {
 	int err = errno;
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(buf, STORE_ERROR_MAX, fmt, ap);
-	va_end(ap);
 	if (error_r != NULL)
 		*error_r = buf;
 	errno = err;
+	return -1;
+}
+
+int store_set_error_at(char **slot, const char **error_r, const char *fmt,
+		       ...)
+{
+	int err = errno;
+	char *buf = store_errbuf(slot);
+	va_list ap;
+
+	errno = err;	/* kept across the allocation */
+	va_start(ap, fmt);
+	set_error_v(buf, error_r, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int store_set_error_buf(char *buf, const char **error_r, const char *fmt,
+			...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	set_error_v(buf, error_r, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
@@ -342,8 +387,8 @@ int store_user_open(const struct settings *set, const char *user,
 	root = config_mail_path(set, user);
 	if (root == NULL) {
 		errno = EINVAL;
-		return store_set_error(error, error_r,
-				       "invalid user name for mail_path");
+		return store_set_error_buf(error, error_r,
+					   "invalid user name for mail_path");
 	}
 	if (maildir_create_dirs(root, error) < 0) {
 		free(root);
@@ -378,6 +423,7 @@ void store_user_close(struct store_user **_su)
 	store_index_unref(&su->index);
 	free(su->user);
 	free(su->root);
+	free(su->error);
 	free(su);
 }
 
@@ -436,7 +482,7 @@ int maildir_create_folder(const char *dir, char *errbuf)
 		goto out_remove;
 	/* Maildir++ marks subfolders with an empty "maildirfolder" file. */
 	path = xasprintf("%s/maildirfolder", tmp);
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	free(path);
 	if (fd >= 0)
 		close(fd);
@@ -475,8 +521,8 @@ int store_mailbox_create(struct store_user *su, const char *name,
 		store_set_error(su->error, error_r, "INBOX exists");
 		goto out;
 	}
-	if (maildir_create_folder(dir, su->error) < 0) {
-		*error_r = su->error;
+	if (maildir_create_folder(dir, store_errbuf(&su->error)) < 0) {
+		*error_r = store_errbuf(&su->error);
 		goto out;
 	}
 	ret = 0;
@@ -525,9 +571,10 @@ int store_mailbox_open_flags(struct store_user *su, const char *name,
 	if (store_sync(mb, true) < 0) {
 		int err = errno;
 
-		snprintf(su->error, sizeof(su->error), "%s", mb->error);
+		store_set_error(su->error, NULL, "%s",
+				store_errbuf(&mb->error));
 		store_mailbox_close(&mb);
-		*error_r = su->error;
+		*error_r = store_errbuf(&su->error);
 		errno = err;
 		return -1;
 	}
@@ -556,6 +603,7 @@ void store_mailbox_close(struct store_mailbox **_mb)
 	dovecot_pop3_uidls_free(&mb->pop3_uidls);
 	free(mb->key);
 	free(mb->dir);
+	free(mb->error);
 	free(mb);
 }
 
@@ -567,7 +615,7 @@ int store_mailbox_lock_pop3(struct store_mailbox *mb, const char **error_r)
 	if (mb->pop3_fd >= 0)
 		return 0;
 	snprintf(path, sizeof(path), "%s/%s", mb->dir, STORE_POP3_LOCK_NAME);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return store_set_error(mb->error, error_r,
 				       "open(%s) failed: %s", path,
@@ -591,7 +639,7 @@ int store_mailbox_lock_pop3(struct store_mailbox *mb, const char **error_r)
 int store_mailbox_sync(struct store_mailbox *mb, const char **error_r)
 {
 	if (store_sync(mb, true) < 0) {
-		*error_r = mb->error;
+		*error_r = store_errbuf(&mb->error);
 		return -1;
 	}
 	return 0;
@@ -602,7 +650,7 @@ int store_mailbox_sync_changes(struct store_mailbox *mb,
 			       const char **error_r)
 {
 	if (store_sync_changes(mb, true, changes) < 0) {
-		*error_r = mb->error;
+		*error_r = store_errbuf(&mb->error);
 		return -1;
 	}
 	return 0;
@@ -611,7 +659,7 @@ int store_mailbox_sync_changes(struct store_mailbox *mb,
 int store_mailbox_sync_index(struct store_mailbox *mb, const char **error_r)
 {
 	if (store_sync(mb, false) < 0) {
-		*error_r = mb->error;
+		*error_r = store_errbuf(&mb->error);
 		return -1;
 	}
 	return 0;
@@ -622,7 +670,7 @@ int store_mailbox_refresh_changes(struct store_mailbox *mb,
 				  const char **error_r)
 {
 	if (store_sync_run(mb, true, true, changes) < 0) {
-		*error_r = mb->error;
+		*error_r = store_errbuf(&mb->error);
 		return -1;
 	}
 	return 0;

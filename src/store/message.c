@@ -76,7 +76,7 @@ static int mdb_fail(struct store_mailbox *mb, const char *what, int rc,
 {
 	if (rc == -1) {
 		if (error_r != NULL)
-			*error_r = mb->error;
+			*error_r = store_errbuf(&mb->error);
 		return -1;
 	}
 	errno = store_index_errno(rc);
@@ -213,7 +213,7 @@ int store_msg_open(struct store_mailbox *mb, const struct store_msg *msg,
 		snprintf(path, sizeof(path), "%s/%s", mb->dir, msg->path);
 	else if ((rc = lookup_path(mb, msg->uid, path, sizeof(path))) != 0)
 		goto lookup_failed;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0)
 		return fd;
 	if (errno != ENOENT)
@@ -235,7 +235,7 @@ lookup_failed:
 	if (rc != 0)
 		return mdb_fail(mb, "message lookup", rc, error_r);
 	snprintf(path, sizeof(path), "%s/%s", mb->dir, rel);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0)
 		return fd;
 fail:

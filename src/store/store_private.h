@@ -5,8 +5,9 @@
  * On-disk layout of one user:
  *   <root>/{tmp,new,cur}            INBOX
  *   <root>/.A.B/{tmp,new,cur}       folder "A/B" (Maildir++)
- *   <folder>/heron-uidlist          "1 V<uidvalidity> N<uidnext>" then
- *                                   "<uid> <basename>" lines
+ *   <folder>/heron-uidlist          "1 V<uidvalidity> N<uidnext>" (N in
+ *                                   10 digits, updated in place by each
+ *                                   append) then "<uid> <basename>" lines
  *   <folder>/heron-pop3.lock        flock()ed by the POP3 session
  *   <folder>/dovecot-keywords       "<index> <name>" for keywords 0..25,
  *                                   the letters a..z in file names
@@ -150,7 +151,7 @@ struct store_user {
 	char *user;
 	char *root;
 	struct store_index *index;
-	char error[STORE_ERROR_MAX];
+	char *error;		/* store_errbuf: NULL until the first error */
 };
 
 struct store_mailbox {
@@ -173,7 +174,7 @@ struct store_mailbox {
 	 * (dovecot.c); NULL until then. */
 	struct dovecot_pop3_uidls *pop3_uidls;
 	uint32_t flush_next_uid;	/* where the next flush slice starts */
-	char error[STORE_ERROR_MAX];
+	char *error;		/* store_errbuf: NULL until the first error */
 };
 
 struct store_delivery {
@@ -238,9 +239,28 @@ int maildir_create_folder(const char *dir, char *errbuf);
 int maildir_find(const char *dir, const char *basename, size_t bn_len,
 		 char *buf, size_t size);
 int maildir_fsync_dir(const char *dir, const char *sub);
-/* snprintf into the object's error buffer; returns -1, errno kept. */
-int store_set_error(char *buf, const char **error_r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* fopen(path, "re") that does not follow a symlink in the last
+ * component (ELOOP): files under a Maildir are the user's to replace, and
+ * a link to /etc/shadow must not be read with the server's rights. */
+FILE *store_fopen_read(const char *path);
+/* An object's error buffer (su->error, mb->error): STORE_ERROR_MAX
+ * bytes allocated ("") by the first use and kept until the object is
+ * freed, so a session without errors pays a pointer, not 512 bytes.
+ * Each object has its own, so one may be copied into the other; a
+ * string handed out stays valid until the next store call on the
+ * object. An object is used by one thread at a time (LMTP pool jobs
+ * own their store_user, lmtp_cache.c). */
+char *store_errbuf(char **slot);
+/* snprintf into *slot (store_errbuf); returns -1, errno kept. */
+int store_set_error_at(char **slot, const char **error_r, const char *fmt,
+		       ...) __attribute__((format(printf, 3, 4)));
+/* store_set_error(buf, error_r, fmt, ...): buf is an object's error
+ * pointer (mb->error) or a char * naming a STORE_ERROR_MAX buffer. */
+#define store_set_error(buf, error_r, ...) \
+	store_set_error_at(&(buf), (error_r), __VA_ARGS__)
+/* The same into a fixed buffer of STORE_ERROR_MAX bytes. */
+int store_set_error_buf(char *buf, const char **error_r, const char *fmt,
+			...) __attribute__((format(printf, 3, 4)));
 
 /* ---- index.c ---- */
 /* Opens (or finds) the index of path; its environment enters the cache. */
@@ -375,10 +395,12 @@ int uidlist_read(const char *dir, struct uidlist *ul, char *errbuf,
 uint32_t uidlist_lookup(const struct uidlist *ul, const char *basename,
 			size_t bn_len);
 void uidlist_free(struct uidlist *ul);
-/* Appends text (whole lines) with O_APPEND and fdatasync()s. -1 with
- * errno ENOENT when the file does not exist (caller rewrites). */
+/* Appends text (whole lines) at the end, raises the header's N to
+ * uidnext in place, and fdatasync()s. -1 with errno ENOENT when the file
+ * does not exist or has a header N cannot be written into in place
+ * (caller rewrites), ELOOP for a symlink. */
 int uidlist_append(const char *dir, const char *text, size_t len,
-		   char *errbuf, size_t errsize);
+		   uint32_t uidnext, char *errbuf, size_t errsize);
 /* Writes the whole file from the index (tmp + fsync + rename). Sets
  * rec->uidlist_lines. */
 int uidlist_rewrite(const char *dir, struct store_index *idx, MDB_txn *txn,

@@ -5,7 +5,12 @@
  * serialises all heron writers (and heron-uidlist appends) of the user.
  * A mailbox without an index record (new, or index lost) is rebuilt from
  * heron-uidlist, keeping UIDVALIDITY and the UIDs of files still present.
- * Limits: file names over STORE_NAME_MAX bytes and dot files are ignored.
+ * A file the index lost the record of (damage) while the mailbox record
+ * stayed gets its UID back from heron-uidlist too, when that UID is free
+ * (below UIDNEXT, no record, not expunged); heron-uidlist is only read
+ * for a new file not newer than it (pick_uid), never for a fresh one.
+ * Limits: file names over STORE_NAME_MAX bytes, dot files and entries
+ * that are not regular files (symlinks, directories) are ignored.
  *
  * Fast path: the index record keeps the mtimes (ns) of new/ and cur/ as
  * of the last scan that matched it. When both are unchanged and older
@@ -64,6 +69,11 @@ struct sync_ctx {
 	size_t upd_count;
 	size_t new_count;
 	struct uidlist ul;
+	/* ul holds heron-uidlist (read for a rebuild, or lazily for a file
+	 * the index lost, see pick_uid); ul_mtime_ns: the file's mtime, 0
+	 * missing, -1 not looked at yet. */
+	bool is_ul_read;
+	int64_t ul_mtime_ns;
 	int64_t mtime_ns[2];	/* new/, cur/ before the scan; 0 = recent */
 	struct store_changes *changes;
 };
@@ -87,6 +97,21 @@ static int ent_cmp(const void *a, const void *b)
 		       scan_names + y->off + 4, y->bn_len);
 
 	return r != 0 ? r : memcmp(scan_names + x->off, scan_names + y->off, 3);
+}
+
+/* Whether a directory entry is a regular file: a symlink (say to
+ * /etc/shadow), a directory or a device in new/ or cur/ is not a message
+ * and is never indexed, so never opened. */
+static bool ent_is_file(int dir_fd, const struct dirent *de)
+{
+	struct stat st;
+
+	if (de->d_type == DT_REG)
+		return true;
+	if (de->d_type != DT_UNKNOWN)
+		return false;
+	return fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		S_ISREG(st.st_mode);
 }
 
 static void scan_add(struct sync_ctx *ctx, const char *sub, const char *name)
@@ -133,8 +158,10 @@ static int scan_dir(struct sync_ctx *ctx, const char *sub)
 		return store_set_error(ctx->mb->error, NULL,
 				       "opendir(%s) failed: %s", path,
 				       strerror(errno));
-	while ((errno = 0, de = readdir(d)) != NULL)
-		scan_add(ctx, sub, de->d_name);
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.' && ent_is_file(dirfd(d), de))
+			scan_add(ctx, sub, de->d_name);
+	}
 	if (errno != 0) {
 		store_set_error(ctx->mb->error, NULL, "readdir(%s) failed: %s",
 				path, strerror(errno));
@@ -265,6 +292,8 @@ static int plan(struct sync_ctx *ctx, int *rc_r)
 	uint8_t kbuf[8];
 	MDB_val key = { sizeof(kbuf), kbuf }, val;
 	MDB_cursor *cur;
+	uint32_t records = 0;
+	bool is_count_wrong;
 	int rc;
 
 	plan_reset(ctx);
@@ -290,6 +319,7 @@ static int plan(struct sync_ctx *ctx, int *rc_r)
 		}
 		plan_record(ctx, store_get_be32((uint8_t *)key.mv_data + 4),
 			    &msg);
+		records++;
 	}
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -300,7 +330,12 @@ static int plan(struct sync_ctx *ctx, int *rc_r)
 		if (!ctx->ents[i].is_seen)
 			ctx->new_count++;
 	}
-	return ctx->del_count + ctx->upd_count + ctx->new_count > 0;
+	/* Records lost to index damage leave the count too high: the
+	 * records just read are the truth (apply counts from there). */
+	is_count_wrong = records != ctx->rec.count;
+	ctx->rec.count = records;
+	return is_count_wrong ||
+		ctx->del_count + ctx->upd_count + ctx->new_count > 0;
 }
 
 /* A new mailbox record; UIDVALIDITY and UIDNEXT from heron-uidlist when
@@ -312,11 +347,12 @@ static int apply_new_rec(struct sync_ctx *ctx)
 {
 	struct index_meta meta;
 	uint32_t now = (uint32_t)time(NULL);
+	char err[STORE_ERROR_MAX];
 	int rc;
 
-	if (uidlist_read(ctx->mb->dir, &ctx->ul, ctx->mb->error,
-			 sizeof(ctx->mb->error)) < 0)
-		return -1;
+	if (uidlist_read(ctx->mb->dir, &ctx->ul, err, sizeof(err)) < 0)
+		return store_set_error(ctx->mb->error, NULL, "%s", err);
+	ctx->is_ul_read = true;
 	if ((rc = index_get_meta(ctx->idx, ctx->txn, &meta)) != 0)
 		return rc;
 	memset(&ctx->rec, 0, sizeof(ctx->rec));
@@ -449,7 +485,7 @@ static int count_vsize(const char *path, uint64_t *vsize_r)
 	bool prev_cr = false;
 	uint64_t v = 0;
 	ssize_t r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
@@ -470,20 +506,25 @@ static int count_vsize(const char *path, uint64_t *vsize_r)
 	return 0;
 }
 
-/* Fills hdr for a file new to the index; 1 ok, 0 vanished, -1 error. */
+/* Fills hdr for a file new to the index and its mtime in ns; 1 ok, 0
+ * vanished, -1 error. */
 static int new_msg_hdr(struct sync_ctx *ctx, const struct scan_ent *e,
-		       struct index_msg *hdr)
+		       struct index_msg *hdr, int64_t *mtime_ns_r)
 {
 	const char *bn = ENT_BN(ctx, e);
 	int64_t s = bn_number(bn, e->bn_len, 'S');
 	int64_t w = bn_number(bn, e->bn_len, 'W');
 	char path[4096];
 	struct stat st;
+	int ret;
 
-	snprintf(path, sizeof(path), "%s/%s", ctx->mb->dir, ctx->names + e->off);
+	snprintf(path, sizeof(path), "%s/%s", ctx->mb->dir,
+		 ctx->names + e->off);
 	memset(hdr, 0, sizeof(*hdr));
-	if (stat(path, &st) < 0 ||
-	    (w < 0 && count_vsize(path, &hdr->vsize) < 0)) {
+	ret = lstat(path, &st);
+	if (ret == 0 && !S_ISREG(st.st_mode))
+		return 0;	/* replaced by a non-file since the scan */
+	if (ret < 0 || (w < 0 && count_vsize(path, &hdr->vsize) < 0)) {
 		if (errno == ENOENT)
 			return 0;
 		return store_set_error(ctx->mb->error, NULL,
@@ -498,6 +539,8 @@ static int new_msg_hdr(struct sync_ctx *ctx, const struct scan_ent *e,
 	if (w >= 0)
 		hdr->vsize = (uint64_t)w;
 	hdr->internal_date = st.st_mtime;
+	*mtime_ns_r = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+		st.st_mtim.tv_nsec;
 	return 1;
 }
 
@@ -531,26 +574,106 @@ static struct scan_ent **new_ents_sorted(struct sync_ctx *ctx)
 	return v;
 }
 
-/* UID for a new file: the one heron-uidlist remembers when rebuilding
- * (and it is still free), else UIDNEXT. */
-static int pick_uid(struct sync_ctx *ctx, const struct scan_ent *e,
-		    uint32_t *uid_r)
+/* Whether uid is in the expunge history of the mailbox (dbi_exp):
+ * 1 yes, 0 no, else an LMDB code. */
+static int exp_has_uid(struct sync_ctx *ctx, uint32_t uid)
+{
+	uint8_t kbuf[12] = { 0 };
+	MDB_val key = { sizeof(kbuf), kbuf }, val;
+	MDB_cursor *cur;
+	uint32_t r[2];
+	int rc, found = 0;
+
+	if ((rc = mdb_cursor_open(ctx->txn, ctx->idx->dbi_exp, &cur)) != 0)
+		return rc;
+	index_msg_key(kbuf, ctx->rec.id, 0);	/* BE32 id, then zeros */
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	     rc == 0 && found == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != 12 || memcmp(key.mv_data, kbuf, 4) != 0)
+			break;
+		for (size_t i = 0; i + sizeof(r) <= val.mv_size;
+		     i += sizeof(r)) {
+			memcpy(r, (const uint8_t *)val.mv_data + i, sizeof(r));
+			if (uid >= r[0] && uid <= r[1])
+				found = 1;
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? found : rc;
+}
+
+/* For a file the index does not know although its mtime is not newer
+ * than heron-uidlist's (a file can only have a line there when it was
+ * written before the line): reads heron-uidlist once per sync. A fresh
+ * delivery is newer than the file, so the common path costs one stat()
+ * per sync that finds new files, and no read. */
+static int uidlist_load_lazy(struct sync_ctx *ctx, int64_t file_mtime_ns)
+{
+	char err[STORE_ERROR_MAX], *path;
+	struct stat st;
+
+	if (ctx->is_ul_read)
+		return 0;
+	if (ctx->ul_mtime_ns < 0) {
+		path = xasprintf("%s/%s", ctx->mb->dir, STORE_UIDLIST_NAME);
+		ctx->ul_mtime_ns = stat(path, &st) < 0 ? 0 :
+			(int64_t)st.st_mtim.tv_sec * 1000000000 +
+			st.st_mtim.tv_nsec;
+		free(path);
+	}
+	if (ctx->ul_mtime_ns == 0 || file_mtime_ns > ctx->ul_mtime_ns)
+		return 0;
+	if (uidlist_read(ctx->mb->dir, &ctx->ul, err, sizeof(err)) < 0)
+		return store_set_error(ctx->mb->error, NULL, "%s", err);
+	ctx->is_ul_read = true;
+	return 0;
+}
+
+/* Whether the UID heron-uidlist remembers for a file may be given to it
+ * again: on a rebuild any UID without a record; otherwise (the index
+ * lost the file's record) only one below UIDNEXT that no record holds
+ * and that was not expunged (RFC 3501 2.3.1.1: UIDs are never reused
+ * for another message; this is the same message getting its UID back).
+ * 1 yes, 0 no, else an LMDB code. */
+static int uid_is_free(struct sync_ctx *ctx, uint32_t uid)
 {
 	struct index_msg_view msg;
-	uint32_t uid = uidlist_lookup(&ctx->ul, ENT_BN(ctx, e), e->bn_len);
 	int rc;
 
-	if (uid != 0) {
-		rc = index_get_msg(ctx->idx, ctx->txn, ctx->rec.id, uid, &msg);
-		if (rc == MDB_NOTFOUND) {
-			*uid_r = uid;
-			if (uid >= ctx->rec.uidnext)
-				ctx->rec.uidnext = uid + 1;
-			return 0;
-		}
-		if (rc != 0)
-			return rc;
+	if (uid == 0 || (!ctx->is_rec_missing && uid >= ctx->rec.uidnext))
+		return 0;
+	rc = index_get_msg(ctx->idx, ctx->txn, ctx->rec.id, uid, &msg);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if (ctx->is_rec_missing)
+		return 1;
+	rc = exp_has_uid(ctx, uid);
+	return rc == 0 ? 1 : rc == 1 ? 0 : rc;
+}
+
+/* UID for a new file: the one heron-uidlist remembers when rebuilding,
+ * or for a file the index lost (and it is still free), else UIDNEXT. */
+static int pick_uid(struct sync_ctx *ctx, const struct scan_ent *e,
+		    int64_t mtime_ns, uint32_t *uid_r)
+{
+	uint32_t uid;
+	int rc;
+
+	if (uidlist_load_lazy(ctx, mtime_ns) < 0)
+		return -1;
+	uid = uidlist_lookup(&ctx->ul, ENT_BN(ctx, e), e->bn_len);
+	if ((rc = uid_is_free(ctx, uid)) == 1) {
+		*uid_r = uid;
+		if (uid >= ctx->rec.uidnext)
+			ctx->rec.uidnext = uid + 1;
+		if (!ctx->is_rec_missing)
+			log_info("store: file the index had lost keeps its "
+				 "UID dir=%s uid=%u", ctx->mb->dir, uid);
+		return 0;
 	}
+	if (rc != 0)
+		return rc;
 	if (ctx->rec.uidnext == UINT32_MAX)
 		return MDB_MAP_FULL;	/* UIDs exhausted: reported ENOSPC */
 	*uid_r = ctx->rec.uidnext++;
@@ -573,16 +696,17 @@ static int apply_news(struct sync_ctx *ctx, char **text, size_t *text_len)
 	struct scan_ent **v = new_ents_sorted(ctx);
 	size_t cap = 0;
 	struct index_msg hdr;
+	int64_t mtime_ns;
 	uint32_t uid;
 	int rc = 0, ret;
 
 	for (size_t i = 0; i < ctx->new_count && rc == 0; i++) {
-		ret = new_msg_hdr(ctx, v[i], &hdr);
+		ret = new_msg_hdr(ctx, v[i], &hdr, &mtime_ns);
 		if (ret <= 0) {
 			rc = ret < 0 ? -1 : 0;
 			continue;
 		}
-		if ((rc = pick_uid(ctx, v[i], &uid)) != 0)
+		if ((rc = pick_uid(ctx, v[i], mtime_ns, &uid)) != 0)
 			break;
 		hdr.modseq = ++ctx->rec.highestmodseq;
 		rc = index_put_msg(ctx->idx, ctx->txn, ctx->rec.id, uid, &hdr,
@@ -599,6 +723,7 @@ int store_uidlist_add(struct store_mailbox *mb, MDB_txn *txn,
 		      struct index_mbox *rec, const char *text, size_t len,
 		      bool force_rewrite)
 {
+	char err[STORE_ERROR_MAX];	/* mb->error only on failure */
 	uint32_t lines = 0;
 
 	for (size_t i = 0; i < len; i++)
@@ -608,16 +733,20 @@ int store_uidlist_add(struct store_mailbox *mb, MDB_txn *txn,
 	    STORE_UIDLIST_SLACK) {
 		if (len == 0)
 			return 0;
-		if (uidlist_append(mb->dir, text, len, mb->error,
-				   sizeof(mb->error)) == 0) {
+		if (uidlist_append(mb->dir, text, len, rec->uidnext, err,
+				   sizeof(err)) == 0) {
 			rec->uidlist_lines += lines;
 			return 0;
 		}
-		if (errno != ENOENT)
-			return -1;
+		/* missing, or a symlink (O_NOFOLLOW): the rewrite replaces
+		 * it with a file */
+		if (errno != ENOENT && errno != ELOOP)
+			return store_set_error(mb->error, NULL, "%s", err);
 	}
-	return uidlist_rewrite(mb->dir, mb->su->index, txn, rec, mb->error,
-			       sizeof(mb->error));
+	if (uidlist_rewrite(mb->dir, mb->su->index, txn, rec, err,
+			    sizeof(err)) < 0)
+		return store_set_error(mb->error, NULL, "%s", err);
+	return 0;
 }
 
 /* Applies the plan in the write transaction. Returns 0, -1 (error set,
@@ -1010,6 +1139,7 @@ int store_sync_run(struct store_mailbox *mb, bool want_view,
 	if (changes != NULL)
 		memset(changes, 0, sizeof(*changes));
 	ctx.trust_index = trust_index;
+	ctx.ul_mtime_ns = -1;
 	ctx.mb = mb;
 	ctx.idx = mb->su->index;
 	ctx.changes = changes;
@@ -1019,6 +1149,8 @@ int store_sync_run(struct store_mailbox *mb, bool want_view,
 		log_error("store: index corrupt path=%s error=\"%s\"",
 			  ctx.idx->path, mdb_strerror(rc));
 		uidlist_free(&ctx.ul);
+		ctx.is_ul_read = false;
+		ctx.ul_mtime_ns = -1;
 		if (changes != NULL)
 			store_changes_free(changes);
 		if (store_index_recover(ctx.idx, rc) == 0)

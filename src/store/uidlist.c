@@ -6,7 +6,14 @@
  * tmp + rename. Read only to rebuild a lost index: when a UID or a
  * basename appears twice, the later line wins. Lines longer than
  * UIDLIST_LINE_MAX and malformed lines are skipped. A folder without
- * heron-uidlist but with Dovecot's dovecot-uidlist is read from that. */
+ * heron-uidlist but with Dovecot's dovecot-uidlist is read from that.
+ *
+ * The header's N is written with UIDLIST_N_DIGITS digits, so that each
+ * append can rewrite it in place (same syscall batch and fdatasync as the
+ * lines): it then stays above every UID ever assigned, and a rebuild from
+ * a truncated file (last lines lost) never hands out again a UID that
+ * was assigned and expunged after the last rewrite. A file with an older,
+ * unpadded header is rewritten by its next append. */
 #include "store/store_private.h"
 #include "lib/fault.h"
 #include "lib/strnum.h"
@@ -20,6 +27,10 @@
 #include <unistd.h>
 
 #define UIDLIST_LINE_MAX 1024
+/* Width of the header's N field (UINT32_MAX has 10 digits). */
+#define UIDLIST_N_DIGITS 10
+/* "1 V" + 10 digits + " N" + UIDLIST_N_DIGITS + "\n" */
+#define UIDLIST_HEADER_MAX 32
 #define UIDLIST_LINES_MAX (64u * 1024 * 1024)
 
 struct uidlist_tmp {
@@ -168,7 +179,7 @@ int uidlist_read(const char *dir, struct uidlist *ul, char *errbuf,
 	memset(ul, 0, sizeof(*ul));
 	ul->uidnext = 1;
 	path = xasprintf("%s/%s", dir, STORE_UIDLIST_NAME);
-	f = fopen(path, "re");
+	f = store_fopen_read(path);
 	if (f == NULL && errno == ENOENT) {
 		/* Never indexed by Heron: keep Dovecot's UIDs (dovecot.c). */
 		int ret = dovecot_uidlist_open(dir, &f, errbuf, errsize);
@@ -252,14 +263,79 @@ static int write_full(int fd, const char *data, size_t len)
 	return 0;
 }
 
+static int pwrite_full(int fd, const char *data, size_t len, off_t off)
+{
+	while (len > 0) {
+		ssize_t r = pwrite(fd, data, len, off);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		data += r;
+		len -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+/* Offset of the header's N digits when they are UIDLIST_N_DIGITS wide,
+ * and their value; -1 for another header (or none). */
+static off_t header_n_offset(int fd, uint32_t *n_r)
+{
+	char buf[UIDLIST_HEADER_MAX + 1];
+	ssize_t r = pread(fd, buf, sizeof(buf) - 1, 0);
+	uint64_t n;
+	size_t v;
+
+	if (r <= 0)
+		return -1;
+	buf[r] = '\0';
+	if (strchr(buf, '\n') == NULL)
+		return -1;
+	*strchr(buf, '\n') = '\0';
+	if (!is_header(buf))
+		return -1;
+	v = 3 + strspn(buf + 3, "0123456789") + 2;
+	if (strlen(buf + v) != UIDLIST_N_DIGITS ||
+	    str_to_u64(buf + v, UIDLIST_N_DIGITS, UINT32_MAX, &n) < 0)
+		return -1;
+	*n_r = (uint32_t)n;
+	return (off_t)v;
+}
+
+/* Appends text at the end and raises the header's N to uidnext. */
+static int append_lines(int fd, const char *text, size_t len,
+			uint32_t uidnext)
+{
+	char digits[UIDLIST_N_DIGITS + 1];
+	uint32_t n;
+	off_t n_off = header_n_offset(fd, &n), end;
+
+	if (n_off < 0) {
+		errno = ENOENT;	/* old header: the caller rewrites */
+		return -1;
+	}
+	if ((end = lseek(fd, 0, SEEK_END)) < 0 ||
+	    pwrite_full(fd, text, len, end) < 0)
+		return -1;
+	if (uidnext <= n)
+		return 0;
+	snprintf(digits, sizeof(digits), "%0*u", UIDLIST_N_DIGITS, uidnext);
+	return pwrite_full(fd, digits, UIDLIST_N_DIGITS, n_off);
+}
+
 int uidlist_append(const char *dir, const char *text, size_t len,
-		   char *errbuf, size_t errsize)
+		   uint32_t uidnext, char *errbuf, size_t errsize)
 {
 	char path[4096];
 	int fd, err;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, STORE_UIDLIST_NAME);
-	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	/* No O_APPEND: Linux pwrite() would append the header too. The
+	 * LMDB write transaction serialises writers. */
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		err = errno;
 		snprintf(errbuf, errsize, "open(%s) failed: %s", path,
@@ -267,7 +343,8 @@ int uidlist_append(const char *dir, const char *text, size_t len,
 		errno = err;
 		return -1;
 	}
-	if (FAULT("uidlist-append") || write_full(fd, text, len) < 0 ||
+	if (FAULT("uidlist-append") ||
+	    append_lines(fd, text, len, uidnext) < 0 ||
 	    fdatasync(fd) < 0) {
 		err = errno;
 		snprintf(errbuf, errsize, "write(%s) failed: %s", path,
@@ -298,8 +375,8 @@ static int uidlist_write_all(int fd, struct store_index *idx, MDB_txn *txn,
 	uint32_t lines = 0;
 	int rc, n;
 
-	n = snprintf(line, sizeof(line), "1 V%u N%u\n", rec->uidvalidity,
-		     rec->uidnext);
+	n = snprintf(line, sizeof(line), "1 V%u N%0*u\n", rec->uidvalidity,
+		     UIDLIST_N_DIGITS, rec->uidnext);
 	if (write_full(fd, line, (size_t)n) < 0)
 		return -1;
 	if ((rc = mdb_cursor_open(txn, idx->dbi_msg, &cur)) != 0) {
@@ -336,7 +413,8 @@ int uidlist_rewrite(const char *dir, struct store_index *idx, MDB_txn *txn,
 	snprintf(path, sizeof(path), "%s/%s", dir, STORE_UIDLIST_NAME);
 	snprintf(tmp, sizeof(tmp), "%s/%s.tmp.%ld", dir, STORE_UIDLIST_NAME,
 		 (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+		  O_CLOEXEC, 0600);
 	if (fd < 0) {
 		err = errno;
 		snprintf(errbuf, errsize, "open(%s) failed: %s", tmp,

@@ -85,9 +85,9 @@ static int watch_open(const char **error_r)
 		return 0;
 	watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (watch_fd < 0)
-		return store_set_error(error, error_r,
-				       "inotify_init1() failed: %s",
-				       strerror(errno));
+		return store_set_error_buf(error, error_r,
+					   "inotify_init1() failed: %s",
+					   strerror(errno));
 	watch_pid = getpid();
 	watch_reset();
 	return 0;

@@ -869,6 +869,83 @@ static void test_uidlist_rewrite(void)
 	teardown();
 }
 
+/* The first line of dir's heron-uidlist into buf ("" if unreadable). */
+static void uidlist_header(const char *dir, char *buf, size_t size)
+{
+	char path[512];
+	FILE *f;
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "%s/heron-uidlist", dir);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fgets(buf, (int)size, f) == NULL)
+			buf[0] = '\0';
+		fclose(f);
+	}
+}
+
+/* The header's N follows every append (in place, fixed width; an old
+ * unpadded header is rewritten by the next append), so a rebuild from a
+ * file that lost its last lines keeps UIDNEXT above the UIDs assigned
+ * and expunged since the last rewrite. */
+static void test_uidlist_header(void)
+{
+	struct store_user *su;
+	struct store_mailbox *mb;
+	char hdr[128], path[512], *p;
+	const char *error;
+	uint32_t uid;
+
+	setup();
+	su = user_open("liz");
+	test_assert(deliver(su, "INBOX", "m\n", 0, &uid) == 0 && uid == 1);
+	uidlist_header(store_user_root(su), hdr, sizeof(hdr));
+	test_assert(strstr(hdr, " N0000000002\n") != NULL);
+	/* an old-style header: N unpadded */
+	snprintf(path, sizeof(path), "%s/heron-uidlist", store_user_root(su));
+	{
+		char buf[4096];
+		FILE *f = fopen(path, "r");
+		size_t n = f == NULL ? 0 : fread(buf, 1, sizeof(buf) - 1, f);
+
+		if (f != NULL)
+			fclose(f);
+		buf[n] = '\0';
+		p = strstr(buf, " N0000000002");
+		test_assert(p != NULL);
+		if (p != NULL) {
+			memmove(p + 3, p + 12, strlen(p + 12) + 1);
+			p[2] = '2';
+			write_file(path, buf);
+		}
+	}
+	test_assert(deliver(su, "INBOX", "m\n", 0, &uid) == 0 && uid == 2);
+	uidlist_header(store_user_root(su), hdr, sizeof(hdr));
+	test_assert(strstr(hdr, " N0000000003\n") != NULL);
+	test_assert(deliver(su, "INBOX", "m\n", 0, &uid) == 0 && uid == 3);
+	uidlist_header(store_user_root(su), hdr, sizeof(hdr));
+	test_assert(strstr(hdr, " N0000000004\n") != NULL);
+	mb = mbox_open(su, "INBOX");
+	test_assert(mb != NULL &&
+		    store_mailbox_expunge(mb, &uid, 1, &error) == 0);
+	store_mailbox_close(&mb);
+	store_user_close(&su);
+	/* index lost, and heron-uidlist cut after its header */
+	test_assert(truncate(path, (off_t)strlen(hdr)) == 0);
+	snprintf(path, sizeof(path), "%s/liz/heron.index", test_dir);
+	test_assert(unlink(path) == 0);
+	su = user_open("liz");
+	mb = mbox_open(su, "INBOX");
+	test_assert(mb != NULL && store_mailbox_count(mb) == 2 &&
+		    store_mailbox_uidnext(mb) >= 4);
+	for (uint32_t i = 0; mb != NULL && i < store_mailbox_count(mb); i++)
+		test_assert_idx(store_mailbox_msg(mb, i)->uid >= 4, i);
+	store_mailbox_close(&mb);
+	test_assert(deliver(su, "INBOX", "m\n", 0, &uid) == 0 && uid >= 4);
+	store_user_close(&su);
+	teardown();
+}
+
 static const struct {
 	const char *text;
 	uint32_t uidvalidity, uidnext;
@@ -941,6 +1018,7 @@ int main(void)
 	test_run("folders", test_folders);
 	test_run("uidlist_rewrite", test_uidlist_rewrite);
 	test_run("uidlist_parse", test_uidlist_parse);
+	test_run("uidlist_header", test_uidlist_header);
 	free(test_set.mail_path);
 	return test_done("store");
 }
