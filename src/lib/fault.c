@@ -10,7 +10,8 @@
  *   flag-rename                           (deferred flag renames)
  *   expunge-unlink expunge-dir-fsync
  *   copy-link copy-dir-fsync
- *   mailbox-create mailbox-create-rename mailbox-rename mailbox-delete */
+ *   mailbox-create mailbox-create-rename mailbox-rename mailbox-delete
+ *   master-forked                         (net/master.c, kill only) */
 #include "lib/fault.h"
 
 #ifdef HERON_FAULT_INJECTION

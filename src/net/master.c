@@ -3,7 +3,13 @@
  * keeps the master's user) and the workers (which drop to `user`). It
  * restarts crashed children, replaces the workers on SIGHUP (old ones
  * drain their sessions: nothing is dropped) and stops everything on
- * SIGTERM. It parses no network input. */
+ * SIGTERM. It parses no network input.
+ *
+ * state_dir belongs to the master's user (root), mode 0755: the master
+ * creates and removes the sockets in it without CAP_DAC_OVERRIDE, and a
+ * worker can't replace the control socket. The auth socket is handed to
+ * `user` (0600); the only directory workers write is MASTER_SPOOL_DIR
+ * (the LMTP spool, lmtp_spool_open), owned by `user`, mode 0700. */
 #include "net/master.h"
 #include "net/control.h"
 #include "net/limits.h"
@@ -12,6 +18,7 @@
 #include "net/worker.h"
 #include "auth/auth_server.h"
 #include "conf/config.h"
+#include "lib/fault.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
@@ -41,6 +48,8 @@
  * after MASTER_RESPAWN_DELAY_SECS, so a crash loop can't spin. */
 #define MASTER_FAST_CRASH_SECS 2
 #define MASTER_RESPAWN_DELAY_SECS 1
+/* Under state_dir; lmtp_deliver.c opens its spool files there. */
+#define MASTER_SPOOL_DIR "spool"
 
 enum child_role { CHILD_AUTH, CHILD_WORKER, CHILD_DRAINING };
 
@@ -74,6 +83,7 @@ struct master {
 	uid_t uid;
 	gid_t gid;
 	bool drop;
+	pid_t pid;		/* the master's: children compare getppid() */
 };
 
 static int listen_tcp(const struct listener_conf *l)
@@ -129,18 +139,98 @@ static int listen_unix(const char *path, mode_t mode)
 	return fd;
 }
 
-static void master_mkdir(const char *path, struct master *m)
+/* Earlier versions gave state_dir to `user`: take it back (CAP_CHOWN),
+ * else a worker could swap the sockets in it. Returns true when it did.
+ * Another owner, or a directory writable by others (/tmp), is only
+ * logged: the admin chose it. */
+static bool master_own_state_dir(struct master *m, int fd,
+				 const struct stat *st)
 {
-	if (mkdir(path, 0750) < 0 && errno != EEXIST)
-		log_fatal("mkdir(%s) failed: %s", path, strerror(errno));
-	if (m->drop && chown(path, m->uid, m->gid) < 0)
-		log_fatal("chown(%s) failed: %s", path, strerror(errno));
+	const char *dir = m->set->state_dir;
+
+	if (m->drop && st->st_uid == m->uid) {
+		if (fchownat(fd, "", geteuid(), getegid(),
+			     AT_EMPTY_PATH) < 0)
+			log_fatal("chown(%s) to the master's user failed: %s",
+				  dir, strerror(errno));
+		log_info("state_dir %s belonged to %s; now to the master's "
+			 "user", dir, m->set->user);
+		return true;
+	}
+	if (st->st_uid != geteuid())
+		log_warn("state_dir %s belongs to uid %u, not to the master's "
+			 "(%u): its owner can replace the sockets in it", dir,
+			 (unsigned)st->st_uid, (unsigned)geteuid());
+	else if ((st->st_mode & 0022) != 0)
+		log_warn("state_dir %s is writable by group or others (mode "
+			 "%04o): they can replace the sockets in it", dir,
+			 (unsigned)(st->st_mode & 07777));
+	return false;
+}
+
+/* <state_dir>/MASTER_SPOOL_DIR: the workers' only writable directory
+ * here. By name, not by fd: once it is `user`'s (0700), root without
+ * CAP_DAC_OVERRIDE can't open it. AT_SYMLINK_NOFOLLOW: never chown what
+ * a symlink points to (only root writes state_dir, but earlier versions
+ * let `user` do it). */
+static void master_spool_dir(struct master *m, int dir_fd)
+{
+	const char *dir = m->set->state_dir;
+	struct stat st;
+
+	if (mkdirat(dir_fd, MASTER_SPOOL_DIR, 0700) < 0 && errno != EEXIST)
+		log_fatal("mkdir(%s/%s) failed: %s", dir, MASTER_SPOOL_DIR,
+			  strerror(errno));
+	if (fstatat(dir_fd, MASTER_SPOOL_DIR, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		log_fatal("stat(%s/%s) failed: %s", dir, MASTER_SPOOL_DIR,
+			  strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		log_fatal("%s/%s is not a directory", dir, MASTER_SPOOL_DIR);
+	/* chmod first: after the chown only CAP_FOWNER could. */
+	if (st.st_uid == geteuid() && (st.st_mode & 07777) != 0700 &&
+	    fchmodat(dir_fd, MASTER_SPOOL_DIR, 0700, 0) < 0)
+		log_fatal("chmod(%s/%s) failed: %s", dir, MASTER_SPOOL_DIR,
+			  strerror(errno));
+	if (m->drop && (st.st_uid != m->uid || st.st_gid != m->gid) &&
+	    fchownat(dir_fd, MASTER_SPOOL_DIR, m->uid, m->gid,
+		     AT_SYMLINK_NOFOLLOW) < 0)
+		log_fatal("chown(%s/%s) failed: %s", dir, MASTER_SPOOL_DIR,
+			  strerror(errno));
+}
+
+/* state_dir: the master's. When it creates or reclaims it, mode 0755
+ * (workers and the MTA pass through it to the sockets; the unit's
+ * UMask=0077 must not narrow it); an existing mode is the admin's. */
+static void master_state_dir(struct master *m)
+{
+	const char *dir = m->set->state_dir;
+	bool is_new;
+	struct stat st;
+	int fd;
+
+	is_new = mkdir(dir, 0755) == 0;
+	if (!is_new && errno != EEXIST)
+		log_fatal("mkdir(%s) failed: %s", dir, strerror(errno));
+	/* O_PATH: a legacy state_dir (`user`'s, 0700) can't be read. */
+	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		log_fatal("open(%s) failed: %s (must be a directory)", dir,
+			  strerror(errno));
+	if (master_own_state_dir(m, fd, &st))
+		is_new = true;
+	if (is_new && (st.st_mode & 07777) != 0755 && chmod(dir, 0755) < 0)
+		log_fatal("chmod(%s) failed: %s", dir, strerror(errno));
+	master_spool_dir(m, fd);
+	close(fd);
 }
 
 static void master_bind(struct master *m)
 {
 	const struct settings *set = m->set;
 
+	/* First: Unix listeners may live in it (and in a legacy state_dir
+	 * of `user`'s root could not create them). */
+	master_state_dir(m);
 	m->fds = xcalloc(set->listeners_count, sizeof(*m->fds));
 	for (size_t i = 0; i < set->listeners_count; i++) {
 		const struct listener_conf *l = &set->listeners[i];
@@ -148,7 +238,7 @@ static void master_bind(struct master *m)
 		m->fds[i] = l->unix_path ? listen_unix(l->unix_path, 0666) :
 			listen_tcp(l);
 	}
-	master_mkdir(set->state_dir, m);
+	/* Workers (as `user`) connect to it; nobody else may. */
 	m->auth_path = xasprintf("%s/auth.sock", set->state_dir);
 	m->auth_fd = listen_unix(m->auth_path, 0600);
 	if (m->drop && chown(m->auth_path, m->uid, m->gid) < 0)
@@ -169,6 +259,11 @@ static void master_drop_privileges(struct master *m)
 			  m->set->user, strerror(errno));
 	if (setuid(0) == 0)
 		log_fatal("privileges could be regained after dropping");
+	/* The uid change cleared PR_SET_PDEATHSIG (prctl(2)): set it again,
+	 * and check that the master did not die in between. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != m->pid)
+		_exit(0);
 }
 
 /* In a new worker, still privileged: loads the certificate and key, then
@@ -203,9 +298,11 @@ static int master_check_tls(const struct settings *set, const char **error_r)
 
 static void master_child_setup(struct master *m)
 {
-	/* A child must not outlive the master. */
+	/* A child must not outlive the master. The master may have died
+	 * before the prctl: then the parent is no longer its pid (but not
+	 * necessarily 1: a subreaper such as systemd adopts orphans). */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() == 1)
+	if (getppid() != m->pid)
 		_exit(0);
 	signal(SIGCHLD, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
@@ -309,6 +406,9 @@ static void master_spawn(struct master *m, struct child *c)
 		worker_main(m->set, m->fds, c->index, m->limits,
 			    (unsigned)c->row, master_worker_tls(m));
 	}
+	/* Test builds: the master dies right after a fork, before the child
+	 * has set PR_SET_PDEATHSIG (master_child_setup must notice). */
+	FAULT_POINT("master-forked");
 	if (ctl[0] >= 0) {
 		close(ctl[1]);
 		control_worker_add(m->control, pid, ctl[0]);
@@ -460,6 +560,31 @@ static void master_sigterm_cb(evutil_socket_t fd, short what, void *ctx)
 		event_base_loopbreak(m->base);
 }
 
+/* Start-up and reload: the password hashes should be readable by the
+ * auth process (the master's user) alone. A warning, not an error:
+ * nothing breaks, but offline guessing becomes possible for whoever can
+ * read them. */
+static void master_check_passwd_file(const struct settings *set)
+{
+	const char *path = set->passwd_file;
+	struct group *gr;
+	struct stat st;
+
+	if (path == NULL || stat(path, &st) < 0)
+		return;		/* the auth process reports it */
+	if ((st.st_mode & S_IROTH) != 0)
+		log_warn("passwd_file %s is readable by all users (mode %04o);"
+			 " chmod o-r it", path,
+			 (unsigned)(st.st_mode & 07777));
+	else if ((st.st_mode & S_IRGRP) != 0 && st.st_gid != 0) {
+		gr = getgrgid(st.st_gid);
+		log_warn("passwd_file %s is readable by group %s (gid %u, "
+			 "mode %04o); chmod g-r it or chgrp it to root's group",
+			 path, gr != NULL ? gr->gr_name : "?",
+			 (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
+	}
+}
+
 /* Keeps the listeners of the running configuration: sockets were bound
  * before privileges were dropped. */
 static bool master_same_listeners(const struct settings *a,
@@ -521,6 +646,7 @@ static int master_reload(void *ctx, char **error_r)
 	config_free(&m->set);
 	m->set = set;
 	log_set_level((enum log_level)set->log_level);
+	master_check_passwd_file(set);
 	log_info("reloading: new workers, old ones drain their sessions");
 	for (size_t i = 0; i < m->children_count; i++) {
 		struct child *c = &m->children[i];
@@ -611,7 +737,9 @@ int master_run(struct settings *set)
 	log_set_tag("master");
 	log_set_level((enum log_level)set->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	m.pid = getpid();
 	master_resolve_user(&m);
+	master_check_passwd_file(set);
 	if (master_check_tls(set, &tls_error) < 0)
 		log_fatal("%s: TLS: %s", set->path, tls_error);
 	master_bind(&m);

@@ -545,6 +545,8 @@ class Heron:
         tmp = self.passwd + ".tmp"
         with open(tmp, "w") as f:
             f.write("\n".join(self.passwd_lines) + "\n")
+        # As in production: heron warns about a readable password file.
+        os.chmod(tmp, 0o600)
         os.rename(tmp, self.passwd)
 
     def maildir(self, user):

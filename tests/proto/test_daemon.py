@@ -5,6 +5,8 @@ import os
 import poplib
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -313,3 +315,97 @@ def test_log_has_no_unexpected_warnings(heron):
             or " warn [" in ln]
     assert not warn, "\n".join(warn[:10])
     heron.start()   # for the fixture's own stop
+
+
+# ---------------------------------------------------------------- passwd_file
+
+def _warnings(heron, what):
+    return [ln for ln in heron.log_text().splitlines()
+            if " warn [master]" in ln and what in ln]
+
+
+def _reload(heron):
+    n = heron.log_text().count("reloading:")
+    heron.hup()
+    wait_for(lambda: heron.log_text().count("reloading:") > n, 10,
+             what="reload")
+
+
+def test_passwd_file_permission_warnings(heron):
+    """A password file others may read is logged at start and reload,
+    like Dovecot does; 0600 and 0640 with root's group are quiet."""
+    assert _warnings(heron, "passwd_file") == []
+    heron.stop()
+    os.chmod(heron.passwd, 0o644)
+    heron.start()
+    assert len(_warnings(heron, "readable by all users")) == 1
+    os.chmod(heron.passwd, 0o640)
+    os.chown(heron.passwd, -1, 0)
+    _reload(heron)
+    assert len(_warnings(heron, "passwd_file")) == 1
+    os.chown(heron.passwd, -1, 65534)
+    _reload(heron)
+    assert len(_warnings(heron, "readable by group")) == 1
+    os.chown(heron.passwd, -1, 0)
+    os.chmod(heron.passwd, 0o600)
+    _reload(heron)
+    assert len(_warnings(heron, "passwd_file")) == 2
+    assert login_ok(heron.pop3_port, "alice", PASSWORDS["alice"])
+
+
+# ---------------------------------------------------------------- subreaper
+
+# Runs heron under a child subreaper (as systemd or a container's init
+# would be) with HERON_FAULT killing the master right after its Nth fork,
+# then counts the heron processes reparented to the subreaper that are
+# still running after a few seconds (and kills them).
+SUBREAPER = r"""
+import ctypes, os, signal, subprocess, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+heron, conf, log, nth = sys.argv[1:5]
+env = dict(os.environ, HERON_FAULT="master-forked=kill@" + nth)
+with open(log, "ab") as f:
+    p = subprocess.Popen([heron, "serve", "-c", conf], env=env,
+                         stdout=f, stderr=subprocess.STDOUT)
+p.wait()
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline:
+    try:
+        pid, _ = os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        break
+    if pid == 0:
+        time.sleep(0.05)
+left = []
+for t in os.listdir("/proc/self/task"):
+    with open("/proc/self/task/%s/children" % t) as f:
+        left += [int(x) for x in f.read().split()]
+for pid in left:
+    os.kill(pid, signal.SIGKILL)
+print("master=%d orphans=%d" % (p.returncode, len(left)))
+"""
+
+
+def _fault_build(heron_bin):
+    r = subprocess.run([heron_bin, "version"], stdout=subprocess.PIPE,
+                       timeout=30)
+    return b"fault-injection" in r.stdout
+
+
+@pytest.mark.parametrize("nth", ["1", "2"])
+def test_children_exit_when_master_dies_under_subreaper(heron_factory,
+                                                        nth):
+    """The master dies right after forking the auth process (1) or a
+    worker (2), possibly before the child set PR_SET_PDEATHSIG. Under a
+    subreaper the orphan's new parent is not pid 1: it must still notice
+    (getppid() != the master's pid) and exit."""
+    h = heron_factory(start=False)
+    if not _fault_build(h.bin):
+        pytest.skip("needs a fault-injection build")
+    r = subprocess.run([sys.executable, "-c", SUBREAPER, h.bin, h.conf,
+                        h.log_path, nth], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    out = r.stdout.decode()
+    assert r.returncode == 0, out
+    assert "master=-9 orphans=0" in out, out + h.log_text()

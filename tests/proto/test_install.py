@@ -14,6 +14,7 @@ documented in heron.conf(5) and the example configuration.
 """
 
 import os
+import imaplib
 import re
 import shutil
 import signal
@@ -135,9 +136,9 @@ def test_unit_names_installed_paths(dest):
                  "ProtectSystem=strict", "PrivateTmp=yes",
                  "RuntimeDirectory=heron"]:
         assert re.search("^" + re.escape(line) + "$", unit, re.M), line
+    # No CAP_DAC_OVERRIDE: state_dir stays root's (master.c).
     assert unit_caps(unit) == {"CAP_NET_BIND_SERVICE", "CAP_SETUID",
-                               "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE",
-                               "CAP_KILL"}
+                               "CAP_SETGID", "CAP_CHOWN", "CAP_KILL"}
 
 
 def unit_caps(unit):
@@ -324,9 +325,13 @@ def _lmtp(port):
 
 
 def privileged_free_port():
-    """A free TCP port below 1024 on 127.0.0.1 (we are root)."""
+    """A free TCP port below 1024 on 127.0.0.1 (we are root). Random, so
+    that concurrent runs of this file don't pick the same one."""
+    import random
     import socket
-    for port in range(700, 1000):
+    ports = list(range(700, 1000))
+    random.shuffle(ports)
+    for port in ports:
         sock = socket.socket()
         try:
             sock.bind(("127.0.0.1", port))
@@ -338,49 +343,90 @@ def privileged_free_port():
     pytest.skip("no free port below 1024")
 
 
-def test_unit_capabilities_suffice(dest, certs, passwd_lines):
+def _imap_inbox_count(port, user):
+    im = imaplib.IMAP4("127.0.0.1", port, timeout=heronlib.IO_TIMEOUT)
+    try:
+        im.login(user, PASSWORDS[user])
+        typ, data = im.select("INBOX", readonly=True)
+        assert typ == "OK", data
+        return int(data[0])
+    finally:
+        im.logout()
+
+
+def _owner_mode(path):
+    st = os.lstat(path)
+    return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+
+
+@pytest.mark.parametrize("state_dir", ["fresh", "legacy"])
+def test_unit_capabilities_suffice(dest, certs, passwd_lines, state_dir):
     """Runs the installed server as root with only the unit's capability
     bounding set and no_new_privs (setpriv, as systemd would), dropping to
-    nobody: a port below 1024 binds, a delivery lands, SIGHUP replaces the
-    worker (the old one must get SIGUSR1 across users) and SIGTERM stops
-    everything in time."""
+    nobody: a port below 1024 binds, a delivery to two users lands (through
+    the spool), IMAP logs in, SIGHUP replaces the worker (the old one must
+    get SIGUSR1 across users) and SIGTERM stops everything in time. The
+    state directory is root's 0755 (as RuntimeDirectory= makes it), or
+    "legacy": nobody's 0700, as earlier versions left it; the master takes
+    it back without CAP_DAC_OVERRIDE. The legacy run ends with SIGKILL to
+    the master instead: the children (workers as nobody) must follow it
+    (PR_SET_PDEATHSIG survives their drop to nobody)."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv missing")
     caps = unit_caps(read(dest / "usr/lib/systemd/system/heron.service"))
+    assert "CAP_DAC_OVERRIDE" not in caps
     bounding = "-all," + ",".join("+" + c[4:].lower() for c in sorted(caps))
     top = tempfile.mkdtemp(prefix="heron-caps-")
     p = None
+    kids = []
     try:
         os.chmod(top, 0o755)
         run, mail = os.path.join(top, "run"), os.path.join(top, "mail")
         os.mkdir(run)
+        os.chmod(run, 0o755)
         os.mkdir(mail)
         os.chown(mail, 65534, 65534)
+        if state_dir == "legacy":
+            os.chown(run, 65534, 65534)
+            os.chmod(run, 0o700)
         with open(os.path.join(top, "passwd"), "w") as f:
             f.write("\n".join(passwd_lines) + "\n")
         os.chmod(os.path.join(top, "passwd"), 0o600)
         port = privileged_free_port()
+        imap_port = heronlib.free_ports(1)[0]
         conf = os.path.join(top, "heron.conf")
         with open(conf, "w") as f:
             f.write("listen = lmtp 127.0.0.1:%d\n"
                     "listen = lmtp unix:%s/lmtp\n"
+                    "listen = imap 127.0.0.1:%d\n"
                     "user = nobody\nworkers = 1\n"
                     "mail_path = %s/%%u/Maildir\n"
                     "passwd_file = %s/passwd\nstate_dir = %s\n"
-                    % (port, run, mail, top, run))
+                    % (port, run, imap_port, mail, top, run))
         log = open(os.path.join(top, "log"), "wb")
         p = subprocess.Popen(
             ["setpriv", "--no-new-privs", "--bounding-set", bounding,
              "--inh-caps", "-all", str(dest / "usr/sbin/heron"), "serve",
              "-c", conf], stdout=log, stderr=subprocess.STDOUT, cwd=top)
         lm = heronlib.wait_for(lambda: _lmtp(port), 15, what="LMTP")
-        assert lm.sendmail("a@example.org", ["alice"],
+        # Two recipients: the message goes through state_dir/spool.
+        assert lm.sendmail("a@example.org", ["alice", "bob"],
                            b"Subject: caps\r\n\r\nhi\r\n") == {}
         lm.quit()
-        assert len(heronlib.maildir_files(
-            os.path.join(mail, "alice", "Maildir"))) == 1
+        for user in ("alice", "bob"):
+            assert len(heronlib.maildir_files(
+                os.path.join(mail, user, "Maildir"))) == 1, user
+        # state_dir is root's; workers reach the auth socket and write
+        # only the spool; the control socket is root's alone.
+        assert _owner_mode(run) == (0, 0, 0o755)
+        assert _owner_mode(os.path.join(run, "auth.sock")) == \
+            (65534, 65534, 0o600)
+        assert _owner_mode(os.path.join(run, "control")) == (0, 0, 0o600)
+        assert _owner_mode(os.path.join(run, "spool")) == \
+            (65534, 65534, 0o700)
+        assert _imap_inbox_count(imap_port, "alice") == 1
         first = set(heronlib.proc_children(p.pid))
         p.send_signal(signal.SIGHUP)
         # The auth process stays; the old worker drains (no sessions) and
@@ -389,6 +435,17 @@ def test_unit_capabilities_suffice(dest, certs, passwd_lines):
             lambda: len(set(heronlib.proc_children(p.pid)) - first) == 1 and
             len(first - set(heronlib.proc_children(p.pid))) == 1,
             15, what="worker replaced after SIGHUP")
+        assert _imap_inbox_count(imap_port, "bob") == 1
+        if state_dir == "legacy":
+            kids = heronlib.proc_children(p.pid)
+            assert len(kids) == 2, kids
+            p.kill()
+            p.wait()
+            p = None
+            heronlib.wait_for(
+                lambda: not any(heronlib.proc_alive(k) for k in kids), 10,
+                what="children to exit after the master's SIGKILL")
+            return
         p.send_signal(signal.SIGTERM)
         rc = p.wait(timeout=10)
         p = None
@@ -397,15 +454,20 @@ def test_unit_capabilities_suffice(dest, certs, passwd_lines):
         assert rc == 0, text
         assert "still running" not in text, text
         assert "Permission denied" not in text, text
+        # (The auth process may log a reset by the drained worker.)
+        assert " warn [master]" not in text, text
+        assert " error [" not in text and " fatal [" not in text, text
+        assert sorted(os.listdir(run)) == ["spool"], text
     finally:
         if p is not None:
-            for child in heronlib.proc_children(p.pid):
-                try:
-                    os.kill(child, signal.SIGKILL)
-                except OSError:
-                    pass
+            kids += heronlib.proc_children(p.pid)
             p.kill()
             p.wait()
+        for child in kids:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except OSError:
+                pass
         shutil.rmtree(top, ignore_errors=True)
 
 

@@ -360,10 +360,13 @@ def test_tls12_and_13_work(heron):
 # ---------------------------------------------------------------- workers
 
 def test_workers_have_no_new_privs(heron):
-    pids = worker_pids(heron)
-    assert pids
-    for pid in pids:
-        assert proc_status(pid, "NoNewPrivs") == ["1"], pid
+    # The master's ports accept before the workers have set up their
+    # sandbox: wait (bounded) until every worker reports it.
+    def all_set():
+        pids = worker_pids(heron)
+        return pids and all(proc_status(pid, "NoNewPrivs") == ["1"]
+                            for pid in pids)
+    heronlib.wait_for(all_set, 10, what="workers with no_new_privs")
 
 
 @pytest.mark.heron_conf(sandbox="no")
