@@ -8,7 +8,7 @@
  * room; when it fills the handler returns IMAP_CMD_AGAIN and the drain
  * resumes it, so a STORE 1:* on a big mailbox never floods memory.
  * Keywords are created on demand (RFC 3501 PERMANENTFLAGS "\*") up to
- * the store's STORE_KEYWORDS_MAX. */
+ * the store's STORE_KEYWORDS_MAX, by -FLAGS too (store_parse_flag_arg). */
 #include "imap/imap_client.h"
 #include "imap/imap_seqset.h"
 
@@ -111,14 +111,32 @@ static int store_parse_item(struct store_ctx *ctx, const struct imap_arg *arg,
 	return 0;
 }
 
+/* One flag argument -> bits. Keywords are created even for -FLAGS: a
+ * name resolved to "no bit" here could be created and set on the message
+ * by a session in another process before our update transaction, and
+ * the reply would then show the keyword this -FLAGS removed (found by
+ * tests/concurrency). A created bit is fixed for good, so the update
+ * removes whatever any session sets under that name. Only when the table
+ * is full, names not in it stay bit-less: nobody can add them now. */
+static int store_parse_flag_arg(struct imap_cmd *cmd, struct store_ctx *ctx,
+				const struct imap_arg *arg, uint32_t *flags_r,
+				uint64_t *keywords_r, const char **error_r)
+{
+	if (imap_client_parse_flags(cmd->client, NULL, arg, true, flags_r,
+				    keywords_r, error_r) == 0)
+		return 0;
+	if (ctx->op != STORE_FLAGS_REMOVE || errno != ENOSPC)
+		return -1;
+	return imap_client_parse_flags(cmd->client, NULL, arg, false,
+				       flags_r, keywords_r, error_r);
+}
+
 /* flag-list, or flag *(SP flag) (RFC 3501 9 store-att-flags). Returns
  * -1 with errno EINVAL for BAD, other errno for NO. */
 static int store_parse_flags(struct imap_cmd *cmd, struct store_ctx *ctx,
 			     const struct imap_arg *args, size_t count,
 			     const char **error_r)
 {
-	/* -FLAGS never needs a keyword that does not exist yet */
-	bool create = ctx->op != STORE_FLAGS_REMOVE;
 	uint32_t flags;
 	uint64_t keywords;
 
@@ -134,9 +152,8 @@ static int store_parse_flags(struct imap_cmd *cmd, struct store_ctx *ctx,
 			*error_r = "Invalid flag";
 			return -1;
 		}
-		if (imap_client_parse_flags(cmd->client, NULL, &args[i],
-					    create, &flags, &keywords,
-					    error_r) < 0)
+		if (store_parse_flag_arg(cmd, ctx, &args[i], &flags,
+					 &keywords, error_r) < 0)
 			return -1;
 		ctx->flags |= flags;
 		ctx->keywords |= keywords;

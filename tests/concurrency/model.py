@@ -396,6 +396,12 @@ class Session:
             self._blind(n - 1)
         if cmd is not None:
             cmd.expunge_count += 1
+            # UID FETCH/STORE may see EXPUNGE (RFC 3501 7.4.1): the
+            # command's answers move down with their messages, so that a
+            # later sync FETCH of a moved message (another session's
+            # change) is not taken for the command's own answer.
+            cmd.fetched = {(q - 1 if q > n else q): it
+                           for q, it in cmd.fetched.items() if q != n}
         del self.view[n - 1]
 
     # -- FETCH (RFC 3501 7.4.2)

@@ -151,6 +151,22 @@ def case_deleted_survives(w):
     feed(s, Cmd("T4", "EXPUNGE"), [b"T4 OK"])
 
 
+def case_uid_store_expunge_sync(w):
+    """UID STORE answered, then EXPUNGE moves the message down and a sync
+    FETCH reports another session's later change: clean."""
+    feed(session(w), Cmd("T3", "STORE", True, uids=[3], op="+",
+                         flags=frozenset(["\\flagged"]), silent=False),
+         [b"* 3 FETCH (FLAGS (\\Flagged \\Seen) UID 3)", b"* 1 EXPUNGE",
+          b"* 2 FETCH (UID 3 FLAGS (\\Seen))", b"T3 OK"])
+
+
+def case_uid_store_expunge_wrong(w):
+    feed(session(w), Cmd("T3", "STORE", True, uids=[3], op="+",
+                         flags=frozenset(["\\flagged"]), silent=False),
+         [b"* 1 EXPUNGE", b"* 2 FETCH (FLAGS (\\Seen) UID 3)",
+          b"* 2 FETCH (UID 3 FLAGS (\\Flagged \\Seen))", b"T3 OK"])
+
+
 CASES = [
     ("clean stream", None, case_clean),
     ("EXISTS decreases", "only EXPUNGE may lower", case_exists_down),
@@ -172,6 +188,10 @@ CASES = [
     ("expunged UID returns", "expunged UIDs", case_expunged_back),
     ("SEARCH out of range", "outside 1..3", case_search_range),
     ("\\Deleted survives EXPUNGE", "survived EXPUNGE", case_deleted_survives),
+    ("UID STORE, EXPUNGE, then sync FETCH", None,
+     case_uid_store_expunge_sync),
+    ("UID STORE wrong after EXPUNGE", "STORE +FLAGS",
+     case_uid_store_expunge_wrong),
 ]
 
 

@@ -620,3 +620,117 @@ def test_fetch_body_flags_show_seen_set_elsewhere(heron):
     b.ok("STORE 1 +FLAGS (\\Seen)")
     lines = a.ok("FETCH 1 (BODY[] FLAGS)")
     assert b"\\Seen" in lines[-1], lines
+
+
+def _imap_worker_of(h, c):
+    """The worker process serving IMAP session c."""
+    inode = heronlib.tcp_socket_inode(h.imap_port,
+                                      c.c.sock.getsockname()[1])
+    pids = heronlib.pids_holding_inode(h.children(), inode) if inode else []
+    assert len(pids) == 1, "one worker should hold the socket: %r" % pids
+    return pids[0]
+
+
+def _gdb_pause_at(pid, func):
+    """gdb attached to pid with a breakpoint at func; returns (proc,
+    event set when the breakpoint is hit, output lines) or None when gdb
+    is missing or may not attach."""
+    import shutil
+    import subprocess
+    import threading
+    if shutil.which("gdb") is None:
+        return None
+    g = subprocess.Popen(["gdb", "-q", "-nx", "-p", str(pid)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, bufsize=1)
+    out, hit, ready = [], threading.Event(), threading.Event()
+    bad = threading.Event()
+
+    def reader():
+        for line in g.stdout:
+            out.append(line)
+            if re.search(r"Breakpoint 1(\.\d+)?, ", line):
+                hit.set()
+            if "Continuing." in line:
+                ready.set()
+            if "ptrace:" in line or "not being run" in line:
+                bad.set()
+                ready.set()
+    threading.Thread(target=reader, daemon=True).start()
+    g.stdin.write("set pagination off\nset confirm off\n"
+                  "break %s\ncontinue\n" % func)
+    g.stdin.flush()
+    if not ready.wait(30) or bad.is_set():
+        g.kill()
+        g.wait(10)
+        return None
+    return g, hit, out
+
+
+def test_store_remove_keyword_created_meanwhile_elsewhere(heron):
+    """tests/concurrency (seed 7, 50 clients): STORE -FLAGS ($Later
+    \\Answered) was answered with FLAGS still holding $Later. -FLAGS
+    resolved a keyword nobody had yet to "no bit"; a session in another
+    worker then created it and set it on the message before our update
+    transaction, which removed \\Answered only. RFC 3501 6.4.6: the FETCH
+    shows the flags as this STORE left them. Made deterministic with gdb
+    stopping A's worker where the store update begins (skipped without
+    gdb / ptrace)."""
+    import pytest
+    deliver_n(heron, 1)
+    a = Imap(heron)
+    a.select()
+    a.ok("STORE 1 +FLAGS (\\Answered)")
+    wa = _imap_worker_of(heron, a)
+    for _ in range(40):
+        b = Imap(heron)
+        if _imap_worker_of(heron, b) != wa:
+            break
+        b.close()
+    else:
+        raise AssertionError("no session landed on a second worker")
+    b.select()
+    dbg = _gdb_pause_at(wa, "store_msgs_update_flags")
+    if dbg is None:
+        a.close()
+        b.close()
+        pytest.skip("gdb missing or cannot attach to the worker")
+    g, hit, out = dbg
+    try:
+        a.c.send("R1 STORE 1 -FLAGS ($Later \\Answered)\r\n")
+        assert hit.wait(30), "breakpoint not reached:\n" + "".join(out)
+        lines = b.ok("STORE 1 +FLAGS ($Later)")
+        assert "$Later" in fetch_flags(lines)[1].split(), lines
+    finally:
+        g.stdin.write("delete\ndetach\nquit\n")
+        g.stdin.flush()
+        g.wait(30)
+    lines, tagged = a.read_until_tagged("R1")
+    assert tagged.startswith(b"R1 OK"), tagged
+    flags = fetch_flags(lines)[1].split()
+    assert "$Later" not in flags and "\\Answered" not in flags, lines
+    # and the index agrees: a fresh session sees neither
+    c = Imap(heron)
+    c.select()
+    flags = fetch_flags(c.ok("FETCH 1 FLAGS"))[1].split()
+    assert "$Later" not in flags and "\\Answered" not in flags, flags
+    for s in (a, b, c):
+        s.close()
+
+
+def test_store_remove_unknown_keyword_with_full_table(heron):
+    """-FLAGS creates unknown keywords (see above) except when the table
+    is full: then the name cannot be set by anyone, so removing it is a
+    no-op, not "[LIMIT]"."""
+    deliver_n(heron, 1)
+    a = Imap(heron)
+    a.select()
+    for i in range(0, 64, 16):
+        a.ok("STORE 1 +FLAGS (%s)"
+             % " ".join("kw%d" % j for j in range(i, i + 16)))
+    lines = a.ok("STORE 1 -FLAGS (onemore kw3)")
+    flags = fetch_flags(lines)[1].split()
+    assert "kw3" not in flags and "kw4" in flags, flags
+    _, tagged = a.cmd("STORE 1 +FLAGS (onemore)")
+    assert b"NO [LIMIT]" in tagged, tagged
+    a.close()
