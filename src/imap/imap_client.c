@@ -589,6 +589,7 @@ static void imap_cmd_free(struct imap_cmd **cmdp)
 	if (cmd->ctx != NULL && cmd->ctx_free != NULL)
 		cmd->ctx_free(cmd->ctx);
 	imap_command_free(&cmd->parsed);
+	free(cmd->tag_owned);
 	free(cmd);
 	*cmdp = NULL;
 }
@@ -606,14 +607,21 @@ static void imap_flush_cb(evutil_socket_t fd, short what, void *ctx)
 
 	/* Commands first: imap_cmd_finish schedules us again. */
 	if (client->mb == NULL || client->cmd != NULL)
-		return;
+		goto out_free;
 	left = store_mailbox_flush_renames(client->mb, IMAP_RENAME_SLICE,
 					   &error);
 	if (left < 0)
 		log_warn("imap flush_renames user=%s mailbox=%s failed: %s",
 			 client->user, client->mailbox_name, error);
-	else if (left > 0)
+	if (left > 0) {
 		evtimer_add(client->flush_event, &tv);
+		return;
+	}
+out_free:
+	/* An idle session keeps no timer (~150 bytes each). A
+	 * non-persistent event may be freed in its own callback. */
+	event_free(client->flush_event);
+	client->flush_event = NULL;
 }
 
 static void imap_client_schedule_flush(struct imap_client *client)
@@ -637,9 +645,12 @@ static void imap_cmd_finish(struct imap_cmd *cmd)
 	 * the background; nothing to do costs nothing. */
 	imap_client_schedule_flush(client);
 
-	/* A wake-up still pending belongs to this command, not the next. */
-	if (client->wake_event != NULL)
-		evtimer_del(client->wake_event);
+	/* A wake-up still pending belongs to this command, not the next;
+	 * an idle session keeps no timer. */
+	if (client->wake_event != NULL) {
+		event_free(client->wake_event);
+		client->wake_event = NULL;
+	}
 	client->cmd = NULL;
 	conn_cmd_end(client->conn, cmd->name);	/* metrics: latency */
 	imap_cmd_free(&cmd);
@@ -668,6 +679,19 @@ static void imap_cmd_wake_cb(evutil_socket_t fd, short what, void *ctx)
 		imap_cmd_run(cmd, cmd->resume);
 	if (client->cmd == NULL)
 		imap_client_input(client);
+}
+
+void imap_cmd_drop_args(struct imap_cmd *cmd)
+{
+	if (cmd->parsed == NULL || cmd->def == NULL)
+		return;
+	cmd->tag_owned = cmd->parsed->tag;
+	cmd->parsed->tag = NULL;
+	cmd->tag = cmd->tag_owned;
+	cmd->name = cmd->def->name;
+	cmd->args = NULL;
+	cmd->args_count = 0;
+	imap_command_free(&cmd->parsed);
 }
 
 void imap_cmd_wake(struct imap_cmd *cmd)
@@ -795,18 +819,55 @@ static void imap_client_parse_error(struct imap_client *client)
 	imap_client_count_bad(client);
 }
 
+static void imap_client_parser_settings(const struct imap_client *client,
+					struct imap_parser_settings *pset)
+{
+	size_t max_line = client->set->max_line_length;
+
+	if (client->state == IMAP_STATE_NOT_AUTH) {
+		imap_parser_settings_default(pset, false);
+	} else {
+		imap_parser_settings_default(pset, true);
+		if (max_line < 65536)
+			max_line = 65536;
+	}
+	pset->max_line_length = max_line;
+}
+
+void imap_client_parser_update(struct imap_client *client)
+{
+	struct imap_parser_settings pset;
+
+	if (client->parser == NULL)
+		return;	/* imap_client_input creates it with them */
+	imap_client_parser_settings(client, &pset);
+	imap_parser_set_settings(client->parser, &pset);
+}
+
+void imap_client_parser_release(struct imap_client *client)
+{
+	if (client->parser != NULL && imap_parser_is_idle(client->parser))
+		imap_parser_destroy(&client->parser);
+}
+
 /* Parses and runs pipelined commands while the session may. */
 static void imap_client_input(struct imap_client *client)
 {
 	struct evbuffer *in = conn_input(client->conn);
+	struct imap_parser_settings pset;
 	const unsigned char *data;
 	size_t size;
 	bool is_last;
 
 	while (client->cmd == NULL && client->state != IMAP_STATE_LOGOUT &&
 	       !imap_client_output_full(client)) {
+		if (client->parser == NULL) {
+			imap_client_parser_settings(client, &pset);
+			client->parser = imap_parser_create(&pset);
+		}
 		switch (imap_parser_feed_evbuffer(client->parser, in)) {
 		case IMAP_PARSE_NEED_MORE:
+			imap_client_parser_release(client);
 			return;
 		case IMAP_PARSE_DONE:
 			imap_client_dispatch(client,
@@ -835,14 +896,11 @@ static void imap_client_input(struct imap_client *client)
 static void *imap_create(struct conn *conn)
 {
 	struct imap_client *client = xcalloc(1, sizeof(*client));
-	struct imap_parser_settings pset;
 
 	client->conn = conn;
 	client->set = conn_settings(conn);
 	client->watch_id = -1;
-	imap_parser_settings_default(&pset, false);
-	pset.max_line_length = client->set->max_line_length;
-	client->parser = imap_parser_create(&pset);
+	/* client->parser: created by imap_client_input when input comes */
 	conn_set_idle_timeout(conn, client->set->idle_timeout_secs <
 			      IMAP_PRELOGIN_IDLE_SECS ?
 			      client->set->idle_timeout_secs :
@@ -894,8 +952,7 @@ static void imap_destroy(void *session, const char *reason)
 	if (client->auth_req != NULL)
 		auth_request_abort(&client->auth_req);
 	imap_client_unselect(client);
-	if (client->su != NULL)
-		store_user_close(&client->su);
+	imap_client_user_close(client);
 	if (client->wake_event != NULL)
 		event_free(client->wake_event);
 	if (client->flush_event != NULL)
@@ -913,4 +970,6 @@ const struct proto_ops imap_proto_ops = {
 	.destroy = imap_destroy,
 	/* RFC 3501 7.1.5: BYE, then the server closes. */
 	.busy_reply = "* BYE Too many connections from your IP\r\n",
+	/* RFC 3501 7.1.5: BYE before an autologout. */
+	.login_timeout_reply = "* BYE Login timeout\r\n",
 };

@@ -74,6 +74,8 @@ struct imap_recent_range {
 struct imap_client {
 	struct conn *conn;
 	const struct settings *set;
+	/* NULL while no command is being parsed (saves ~500 bytes per
+	 * idle session): imap_client_input creates it. */
 	struct imap_parser *parser;
 	enum imap_state state;
 	unsigned enabled;		/* enum imap_enabled */
@@ -125,6 +127,7 @@ struct imap_cmd {
 	bool wants_input;
 	void *ctx;
 	void (*ctx_free)(void *ctx);
+	char *tag_owned;		/* after imap_cmd_drop_args */
 };
 
 /* ---- replies (the tagged ones end the command) ---- */
@@ -142,6 +145,9 @@ struct evbuffer *imap_client_output(struct imap_client *client);
 /* True while the client's output queue is over the high-water mark: a
  * long reply should stop and return IMAP_CMD_AGAIN. */
 bool imap_client_output_full(struct imap_client *client);
+/* Frees the parsed command (args, args_count become empty) but keeps the
+ * tag; name becomes the table's. For a command that waits long (IDLE). */
+void imap_cmd_drop_args(struct imap_cmd *cmd);
 /* Calls cmd->resume soon (from the event loop). */
 void imap_cmd_wake(struct imap_cmd *cmd);
 /* Quote flags for imap_append_*: UTF-8 when enabled. */
@@ -189,6 +195,18 @@ int imap_client_parse_flags(struct imap_client *client,
 			    const struct imap_arg *arg, bool create,
 			    uint32_t *flags_r, uint64_t *keywords_r,
 			    const char **error_r);
+
+/* Sets client->su for a logged-in user: sessions of one user in a worker
+ * share one store_user (cmd_auth.c). Returns -1 with *error_r. */
+int imap_client_user_open(struct imap_client *client, const char *user,
+			  const char **error_r);
+/* Drops client->su (the last session of the user closes it). */
+void imap_client_user_close(struct imap_client *client);
+/* The parser's limits follow the login state: call after login. */
+void imap_client_parser_update(struct imap_client *client);
+/* Frees the parser if no command is partly parsed (a session that waits,
+ * e.g. in IDLE, keeps none); the next input creates it again. */
+void imap_client_parser_release(struct imap_client *client);
 
 /* Closes the selected mailbox (no expunge). */
 void imap_client_unselect(struct imap_client *client);

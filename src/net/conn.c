@@ -37,7 +37,8 @@
 /* Protocols with a login (not LMTP): a connection still not logged in
  * after this many of its pre-login idle periods is closed at its next
  * input. A byte every few seconds (slowloris) resets the idle timer but
- * not this deadline. */
+ * not this deadline. The protocol's login_timeout_reply (IMAP: "* BYE
+ * Login timeout") is sent first, also at a pre-login idle timeout. */
 #define CONN_PRELOGIN_IDLE_PERIODS 2
 
 struct conn {
@@ -377,6 +378,25 @@ static void conn_after_callback(struct conn *c)
 		bufferevent_enable(c->bev, EV_READ);
 }
 
+/* A connection that did not log in in time: the protocol's goodbye
+ * (IMAP "* BYE"), if it has one, then close once it is sent (within
+ * CONN_KICK_FLUSH_SECS); no more input is read. */
+static void conn_login_timeout(struct conn *c)
+{
+	const char *bye = c->ops->login_timeout_reply;
+
+	if (bye == NULL || c->tls_pending || c->tls_handshaking) {
+		conn_destroy(c, "login timeout");
+		return;
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	conn_write(c, bye, strlen(bye));
+	conn_close_after_flush(c, "login timeout");
+	conn_set_idle_timeout(c, CONN_KICK_FLUSH_SECS);
+	/* bufferevent timeouts disable the direction that timed out */
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *ctx)
 {
 	struct conn *c = ctx;
@@ -387,7 +407,7 @@ static void conn_read_cb(struct bufferevent *bev, void *ctx)
 	    conn_now_secs() - c->started > (time_t)c->prelogin_secs) {
 		log_info("conn id=%llu ip=%s: no login within %u s",
 			 (unsigned long long)c->id, c->ip, c->prelogin_secs);
-		conn_destroy(c, "login timeout");
+		conn_login_timeout(c);
 		return;
 	}
 	c->in_callback = true;
@@ -439,12 +459,21 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *ctx)
 		conn_apply_timeouts(c);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
+	if (what & BEV_EVENT_EOF) {
 		reason = "disconnected";
-	else if (what & BEV_EVENT_TIMEOUT)
+	} else if (what & BEV_EVENT_TIMEOUT) {
 		reason = "timeout";
-	else if (c->is_tls && bufferevent_get_openssl_error(bev) != 0)
+		/* Pre-login idle timeout: say goodbye first (not when the
+		 * peer stalls our writes, nor during the TLS handshake). */
+		if ((what & BEV_EVENT_READING) && c->user == NULL &&
+		    !c->closing && c->session != NULL &&
+		    c->prelogin_secs != 0) {
+			conn_login_timeout(c);
+			return;
+		}
+	} else if (c->is_tls && bufferevent_get_openssl_error(bev) != 0) {
 		reason = "tls error";
+	}
 	conn_destroy(c, reason);
 }
 

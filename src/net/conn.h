@@ -38,6 +38,10 @@ struct proto_ops {
 	/* Sent (best effort) before closing a connection refused for
 	 * max_conns_per_ip: one complete reply line with CRLF. */
 	const char *busy_reply;
+	/* Sent (best effort) before closing a connection that did not log
+	 * in in time (pre-login idle timeout or login deadline): one
+	 * complete reply line with CRLF. NULL: just close. */
+	const char *login_timeout_reply;
 };
 
 /* ---- for protocol modules ---- */

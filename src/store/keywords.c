@@ -226,9 +226,11 @@ static int kw_cache_load(struct store_mailbox *mb, MDB_txn *txn)
 		return rc;
 	for (unsigned i = 0; i < mb->kw_count; i++)
 		free(mb->kw_names[i]);
-	if (mb->kw_names == NULL)
-		mb->kw_names = xcalloc(STORE_KEYWORDS_MAX,
-				       sizeof(*mb->kw_names));
+	/* Sized to the table (most mailboxes have no keywords: no array,
+	 * which counts with thousands of IDLE sessions). */
+	if (t.count > 0)
+		mb->kw_names = xreallocarray(mb->kw_names, t.count,
+					     sizeof(*mb->kw_names));
 	for (unsigned i = 0; i < t.count; i++)
 		mb->kw_names[i] = xstrdup(t.names[i]);
 	mb->kw_count = t.count;
