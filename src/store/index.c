@@ -20,6 +20,7 @@
 #include "net/metrics.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -195,15 +196,26 @@ static int index_move_aside(const char *path, int rc)
  * have open an env before fork") nor closed (closing clears the parent's
  * reader slots): the child forgets them (their memory stays with the
  * parent's objects) and opens its own. */
-static void cache_check_fork(void)
+static void cache_forget(void)
 {
-	pid_t pid = getpid();
-
-	if (cache_pid == pid)
-		return;
 	index_cache = NULL;
 	open_count = 0;
-	cache_pid = pid;
+	cache_pid = getpid();
+}
+
+/* getpid() is a system call: the check runs at every transaction (10,000
+ * IDLE sessions refreshing at once), so a fork hook does the work and
+ * the check only looks at a flag. */
+static bool cache_atfork_set;
+
+static void cache_check_fork(void)
+{
+	if (cache_atfork_set)
+		return;
+	if (cache_pid != getpid())
+		cache_forget();
+	if (pthread_atfork(NULL, NULL, cache_forget) == 0)
+		cache_atfork_set = true;
 }
 
 static void env_close(struct store_index *idx)

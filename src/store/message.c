@@ -747,6 +747,15 @@ int store_mailbox_claim_recent(struct store_mailbox *mb,
 	uint32_t first;
 	int rc;
 
+	/* The record as of the sync that built the view: when others have
+	 * already claimed everything this view holds (first_recent_uid only
+	 * grows), there is nothing to claim and no write transaction to
+	 * take (thousands of IDLE sessions see one delivery at once). */
+	if (mb->has_view && mb->rec.first_recent_uid >= mb->view_rec.uidnext &&
+	    mb->rec.id == mb->view_rec.id) {
+		*first_recent_uid_r = mb->rec.first_recent_uid;
+		return 0;
+	}
 	if ((rc = txn_begin(&t, mb)) != 0)
 		return mdb_fail(mb, "claiming \\Recent", rc, error_r);
 	first = t.rec.first_recent_uid != 0 ? t.rec.first_recent_uid : 1;
