@@ -16,8 +16,11 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,18 +513,32 @@ void conn_write(struct conn *c, const void *data, size_t len)
 
 void conn_send_now(struct conn *c, struct evbuffer *buf)
 {
-	size_t len = evbuffer_get_length(buf);
-	ssize_t n;
+	size_t len = evbuffer_get_length(buf), sent = 0;
+	ssize_t n = 0;
+	SSL *ssl;
 
 	if (len == 0)
 		return;
 	c->bytes_out += len;
-	if (!c->is_tls && !c->closing && !c->tls_pending &&
-	    conn_output_len(c) == 0) {
+	if (c->closing || c->tls_pending || c->tls_handshaking ||
+	    conn_output_len(c) > 0 || len > INT_MAX) {
+		/* queued behind what waits, or not ours to write now */
+	} else if (!c->is_tls) {
 		n = send(bufferevent_getfd(c->bev), evbuffer_pullup(buf, -1),
 			 len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0)
-			evbuffer_drain(buf, (size_t)n);
+	} else if ((ssl = bufferevent_openssl_get_ssl(c->bev)) != NULL) {
+		/* Nothing is queued, so libevent has no write of its own
+		 * pending on this SSL. If this one can't complete, the data
+		 * goes to the bufferevent, whose SSL_write then repeats it
+		 * (libevent sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). */
+		n = SSL_write(ssl, evbuffer_pullup(buf, -1), (int)len);
+		if (n <= 0)
+			ERR_clear_error();
+	}
+	if (n > 0) {
+		sent = (size_t)n;
+		evbuffer_drain(buf, sent);
+		metrics_bytes(c->mproto, true, sent);
 	}
 	/* Errors too: the bufferevent meets them again and reports. */
 	if (evbuffer_get_length(buf) > 0)

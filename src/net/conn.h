@@ -52,9 +52,9 @@ size_t conn_output_len(struct conn *conn);
 void conn_printf(struct conn *conn, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void conn_write(struct conn *conn, const void *data, size_t len);
-/* Takes everything in buf: on a plaintext connection with nothing queued
- * it is sent at once (one send(), no trip through the event loop); what
- * the socket doesn't take, or all of it on TLS, is queued as usual. */
+/* Takes everything in buf: on a connection with nothing queued it is
+ * sent at once (one send() or SSL_write(), no trip through the event
+ * loop); what the socket doesn't take is queued as usual. */
 void conn_send_now(struct conn *conn, struct evbuffer *buf);
 
 /* Reads one line ending in LF (a preceding CR is stripped) from the input.

@@ -22,8 +22,13 @@ WAIT = 5.0     # bound on waiting for an unsolicited update
 class Imap:
     """A raw IMAP session: cmd() returns (untagged lines, tagged line)."""
 
-    def __init__(self, h, user="alice"):
-        self.c = LineClient.connect(h.imap_port)
+    def __init__(self, h, user="alice", tls=False):
+        if tls:
+            self.c = LineClient.connect(h.imaps_port)
+            self.c.sock = heronlib.insecure_tls_context().wrap_socket(
+                self.c.sock)
+        else:
+            self.c = LineClient.connect(h.imap_port)
         g = self.c.readline()
         assert g.startswith(b"* OK"), g
         self.n = 0
@@ -184,6 +189,27 @@ def test_idle_delivery_exists_recent_done(heron):
     lines = a.ok("FETCH 2 (FLAGS)")
     assert "\\Recent" in fetch_flags(lines)[2], lines
     a.close()
+
+
+def test_idle_over_tls_delivery_and_flags(heron):
+    """Over imaps the IDLE updates are written with SSL_write as they are
+    made (conn_send_now); the TLS stream must stay intact afterwards."""
+    deliver_n(heron, 1)
+    a, b = Imap(heron, tls=True), Imap(heron)
+    assert a.select()["EXISTS"] == 1
+    b.select()
+    a.idle_start()
+    deliver(heron, "alice", msg(2))
+    got = a.idle_wait(lambda g: 2 in nums(g, "EXISTS"), "EXISTS")
+    assert nums(got, "EXISTS")[-1] == 2, got
+    b.ok("STORE 1 +FLAGS (\\Flagged)")
+    got = a.idle_wait(lambda g: 1 in fetch_flags(g), "FETCH FLAGS")
+    assert "\\Flagged" in fetch_flags(got)[1], got
+    a.idle_done()
+    lines = a.ok("FETCH 1:2 (FLAGS)")
+    assert "\\Flagged" in fetch_flags(lines)[1], lines
+    a.close()
+    b.close()
 
 
 def test_idle_without_mailbox_and_bad_done(heron):
