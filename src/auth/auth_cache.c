@@ -1,6 +1,7 @@
 /* auth_cache.c: verified-credential cache (see auth_cache.h). A hash table
  * of MACs with an LRU list; bounded by max_entries, expired by TTL. */
 #include "auth/auth_cache.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 
 #include <sodium.h>
@@ -29,10 +30,7 @@ static struct {
 
 static time_t cache_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (time_t)(time_mono_nsecs() / 1000000000u);
 }
 
 static void cache_mac(const char *user, const char *password,

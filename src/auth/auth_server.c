@@ -17,6 +17,7 @@
 #include "auth/passdb.h"
 #include "conf/config.h"
 #include "lib/log.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "net/metrics.h"
 
@@ -75,10 +76,7 @@ struct auth_server {
 
 static time_t monotonic_secs(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (time_t)(time_mono_nsecs() / 1000000000u);
 }
 
 /* ---- per-IP failure table ---- */

@@ -25,6 +25,7 @@
 
 #include "imap/imap_fetch.h"
 #include "lib/log.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 
 /* Work done before yielding to the other sessions of the worker. */
@@ -67,10 +68,7 @@ static void search_ctx_free(void *_ctx)
 
 static uint64_t now_usecs(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return time_mono_nsecs() / 1000;
 }
 
 static struct message_part *search_parts_get(void *_ctx)

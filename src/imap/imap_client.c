@@ -11,6 +11,7 @@
 #include "auth/auth.h"
 #include "conf/config.h"
 #include "lib/log.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 
 #include <errno.h>
@@ -48,10 +49,7 @@ static struct event *imap_watch_event;
 
 static uint64_t imap_now_msecs(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return time_mono_nsecs() / 1000000;
 }
 
 static void imap_client_input(struct imap_client *client);

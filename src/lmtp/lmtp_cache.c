@@ -20,6 +20,7 @@
 
 #include "lib/log.h"
 #include "lib/threadpool.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "store/store.h"
 
@@ -41,10 +42,7 @@ static struct threadpool *lmtp_threadpool;
 
 static time_t now_secs(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec;
+	return (time_t)(time_mono_coarse_msecs() / 1000);
 }
 
 /* FNV-1a */

@@ -8,6 +8,7 @@
 #include "net/net_private.h"
 #include "net/metrics.h"
 #include "lib/log.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 
 #include <arpa/inet.h>
@@ -128,10 +129,7 @@ static uint16_t sockaddr_port(const struct sockaddr *sa)
 
 static time_t conn_now_secs(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec;
+	return (time_t)(time_mono_coarse_msecs() / 1000);
 }
 
 /* Bytes in and out per protocol, counted where the buffers change. */
@@ -716,7 +714,7 @@ void conn_cmd_begin(struct conn *c, const char *name, size_t len)
 {
 	c->cmd_index = name != NULL ?
 		metrics_cmd_index(c->mproto, name, len) : 0;
-	c->cmd_start_nsecs = metrics_now_nsecs();
+	c->cmd_start_nsecs = time_mono_nsecs();
 }
 
 void conn_cmd_end(struct conn *c, const char *name)
@@ -725,7 +723,7 @@ void conn_cmd_end(struct conn *c, const char *name)
 
 	if (c->cmd_start_nsecs == 0)
 		return;
-	now = metrics_now_nsecs();
+	now = time_mono_nsecs();
 	if (name != NULL)
 		c->cmd_index = metrics_cmd_index(c->mproto, name,
 						 strlen(name));

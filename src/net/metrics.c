@@ -190,14 +190,6 @@ int metrics_cmd_index(enum metrics_proto proto, const char *name,
 	return 0;
 }
 
-uint64_t metrics_now_nsecs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void metrics_cmd_done(enum metrics_proto proto, int index, uint64_t nsecs)
 {
 	struct metrics_cmd *mc;

@@ -92,8 +92,7 @@ void metrics_bytes(enum metrics_proto proto, bool is_out, uint64_t n);
  * in the protocol's fixed table, 0 = "other". */
 int metrics_cmd_index(enum metrics_proto proto, const char *name,
 		      size_t len);
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t metrics_now_nsecs(void);
+/* nsecs: the command's duration (time_mono_nsecs). */
 void metrics_cmd_done(enum metrics_proto proto, int index, uint64_t nsecs);
 
 #endif

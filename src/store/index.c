@@ -16,6 +16,7 @@
 #include "store/store_private.h"
 #include "lib/fault.h"
 #include "lib/log.h"
+#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "net/metrics.h"
 
@@ -136,12 +137,9 @@ static int index_check_size(struct store_index *idx)
 #define INDEX_REPLACED_CHECK_MSECS 100
 static bool index_is_replaced(struct store_index *idx, bool is_write)
 {
-	struct timespec ts;
-	uint64_t now;
+	uint64_t now = time_mono_coarse_msecs();
 	struct stat st;
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	if (!is_write && now - idx->replaced_checked_msecs <
 	    INDEX_REPLACED_CHECK_MSECS)
 		return false;
