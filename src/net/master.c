@@ -64,7 +64,12 @@ struct child {
 struct master {
 	struct settings *set;
 	struct event_base *base;
-	int *fds;		/* one per set->listeners */
+	/* Listening sockets: listeners_count rows of `slots` (one per
+	 * worker, SO_REUSEPORT, so the kernel spreads connections evenly
+	 * over the workers); a Unix listener has one socket, in every slot
+	 * of its row. */
+	int *fds;
+	unsigned slots;
 	int auth_fd;
 	char *auth_path;
 	struct child *children;
@@ -86,7 +91,7 @@ struct master {
 	pid_t pid;		/* the master's: children compare getppid() */
 };
 
-static int listen_tcp(const struct listener_conf *l)
+static int listen_tcp(const struct listener_conf *l, bool reuseport)
 {
 	struct addrinfo hints = { 0 }, *ai = NULL;
 	char port[8];
@@ -105,6 +110,10 @@ static int listen_tcp(const struct listener_conf *l)
 	if (fd < 0)
 		log_fatal("socket() failed: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		log_fatal("setsockopt(SO_REUSEPORT) failed: %s",
+			  strerror(errno));
 	if (ai->ai_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
@@ -224,6 +233,23 @@ static void master_state_dir(struct master *m)
 	close(fd);
 }
 
+/* Closes every listening socket (a Unix one once); unlink: remove the
+ * Unix listeners' files too (the master at exit). */
+static void master_close_listeners(struct master *m, bool unlink_paths)
+{
+	for (size_t i = 0; i < m->set->listeners_count; i++) {
+		const struct listener_conf *l = &m->set->listeners[i];
+		int *row = &m->fds[i * m->slots];
+
+		for (unsigned s = 0; s < m->slots; s++) {
+			if (l->unix_path == NULL || s == 0)
+				close(row[s]);
+		}
+		if (unlink_paths && l->unix_path != NULL)
+			unlink(l->unix_path);
+	}
+}
+
 static void master_bind(struct master *m)
 {
 	const struct settings *set = m->set;
@@ -231,12 +257,26 @@ static void master_bind(struct master *m)
 	/* First: Unix listeners may live in it (and in a legacy state_dir
 	 * of `user`'s root could not create them). */
 	master_state_dir(m);
-	m->fds = xcalloc(set->listeners_count, sizeof(*m->fds));
+	m->fds = xcalloc((size_t)set->listeners_count * m->slots,
+			 sizeof(*m->fds));
 	for (size_t i = 0; i < set->listeners_count; i++) {
 		const struct listener_conf *l = &set->listeners[i];
-		/* The MTA (e.g. Postfix's lmtp client) must reach it. */
-		m->fds[i] = l->unix_path ? listen_unix(l->unix_path, 0666) :
-			listen_tcp(l);
+		int *row = &m->fds[i * m->slots];
+
+		if (l->unix_path != NULL) {
+			/* The MTA (e.g. Postfix's lmtp client) must reach
+			 * it. */
+			row[0] = listen_unix(l->unix_path, 0666);
+			for (unsigned s = 1; s < m->slots; s++)
+				row[s] = row[0];
+			continue;
+		}
+		/* A plain bind first: a port already in use (another
+		 * server, a second heron) fails here as it should, rather
+		 * than joining its SO_REUSEPORT group. */
+		close(listen_tcp(l, false));
+		for (unsigned s = 0; s < m->slots; s++)
+			row[s] = listen_tcp(l, m->slots > 1);
 	}
 	/* Workers (as `user`) connect to it; nobody else may. */
 	m->auth_path = xasprintf("%s/auth.sock", set->state_dir);
@@ -392,8 +432,7 @@ static void master_spawn(struct master *m, struct child *c)
 		if (c->role == CHILD_AUTH) {
 			metrics_attach(m->metrics,
 				       metrics_auth_row(m->metrics));
-			for (size_t i = 0; i < m->set->listeners_count; i++)
-				close(m->fds[i]);
+			master_close_listeners(m, false);
 			auth_server_main(m->set, m->auth_fd);
 			_exit(0);
 		}
@@ -403,7 +442,7 @@ static void master_spawn(struct master *m, struct child *c)
 			close(ctl[0]);
 			control_worker_set_fd(ctl[1]);
 		}
-		worker_main(m->set, m->fds, c->index, m->limits,
+		worker_main(m->set, m->fds, m->slots, c->index, m->limits,
 			    (unsigned)c->row, master_worker_tls(m));
 	}
 	/* Test builds: the master dies right after a fork, before the child
@@ -742,9 +781,10 @@ int master_run(struct settings *set)
 	master_check_passwd_file(set);
 	if (master_check_tls(set, &tls_error) < 0)
 		log_fatal("%s: TLS: %s", set->path, tls_error);
-	master_bind(&m);
 	m.workers = set->workers ? set->workers :
 		(ncpu > 0 ? (unsigned)ncpu : 1);
+	m.slots = m.workers;
+	master_bind(&m);
 	/* Room for a few generations of draining workers after reloads. */
 	m.limits = limits_create(4 * m.workers + 4);
 	m.row_used = xcalloc(limits_rows(m.limits), sizeof(*m.row_used));
@@ -773,11 +813,7 @@ int master_run(struct settings *set)
 	unlink(m.control_path);
 	free(m.control_path);
 	metrics_http_stop(&m.metrics_http);
-	for (size_t i = 0; i < m.set->listeners_count; i++) {
-		close(m.fds[i]);
-		if (m.set->listeners[i].unix_path != NULL)
-			unlink(m.set->listeners[i].unix_path);
-	}
+	master_close_listeners(&m, true);
 	log_info("stopped");
 	free(m.fds);
 	free(m.auth_path);

@@ -148,16 +148,24 @@ static void worker_signal_cb(evutil_socket_t sig, short what, void *ctx)
 	}
 }
 
-static void worker_listen(struct worker *w, const int *fds)
+static void worker_listen(struct worker *w, const int *fds, unsigned slots,
+			  unsigned slot)
 {
 	const struct settings *set = w->set;
 
 	w->listeners = xcalloc(set->listeners_count, sizeof(*w->listeners));
 	for (size_t i = 0; i < set->listeners_count; i++) {
 		struct worker_listener *wl = &w->listeners[i];
+		const int *row = &fds[i * slots];
 
+		/* The other workers' SO_REUSEPORT sockets stay open in the
+		 * master; a Unix listener's one socket is in every slot. */
+		for (unsigned s = 0; s < slots; s++) {
+			if (s != slot && row[s] != row[slot])
+				close(row[s]);
+		}
 		wl->w = w;
-		wl->fd = fds[i];
+		wl->fd = row[slot];
 		wl->conf = &set->listeners[i];
 		wl->ops = worker_proto(wl->conf->proto);
 		if (wl->ops == NULL)
@@ -169,7 +177,8 @@ static void worker_listen(struct worker *w, const int *fds)
 	w->listeners_count = set->listeners_count;
 }
 
-void worker_main(const struct settings *set, const int *fds, int index,
+void worker_main(const struct settings *set, const int *fds,
+		 unsigned slots, int index,
 		 struct limits *limits, unsigned row, SSL_CTX *tls)
 {
 	struct worker w = { .set = set, .limits = limits, .row = row,
@@ -188,7 +197,7 @@ void worker_main(const struct settings *set, const int *fds, int index,
 	w.base = event_base_new();
 	if (w.base == NULL)
 		log_fatal("event_base_new failed");
-	worker_listen(&w, fds);
+	worker_listen(&w, fds, slots, (unsigned)(index - 1) % slots);
 	sig_term = evsignal_new(w.base, SIGTERM, worker_signal_cb, &w);
 	sig_int = evsignal_new(w.base, SIGINT, worker_signal_cb, &w);
 	sig_usr1 = evsignal_new(w.base, SIGUSR1, worker_signal_cb, &w);
