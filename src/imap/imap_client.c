@@ -213,9 +213,17 @@ void imap_client_claim_recent(struct imap_client *client)
 	uint32_t first, next = store_mailbox_uidnext(client->mb);
 	const char *error;
 
-	if (client->is_readonly)
-		return;
-	if (store_mailbox_claim_recent(client->mb, &first, &error) < 0) {
+	if (client->is_readonly) {
+		/* RFC 3501 6.3.2: EXAMINE must not take \Recent away from
+		 * other sessions, but (2.3.2) it still sees which messages
+		 * are recent: those no session has claimed yet. */
+		first = store_mailbox_first_recent_uid(client->mb);
+		if (client->recent_count > 0 &&
+		    first <= client->recent[client->recent_count - 1].last)
+			first = client->recent[client->recent_count - 1].last
+				+ 1;
+	} else if (store_mailbox_claim_recent(client->mb, &first,
+					      &error) < 0) {
 		log_warn("imap claim_recent user=%s mailbox=%s failed: %s",
 			 client->user, client->mailbox_name, error);
 		return;

@@ -470,21 +470,28 @@ def test_recent_is_gone_after_the_session_ends(heron):
 
 
 def test_examine_never_takes_recent(heron):
+    """RFC 3501 6.3.2: EXAMINE sees \\Recent (2.3.2) but never takes it
+    away from a later SELECT."""
     deliver_n(heron, 1)
     e = Imap(heron)
-    e.select(examine=True)
+    assert e.select(examine=True)["RECENT"] == 1
     deliver(heron, "alice", msg(2))
     lines = e.ok("NOOP")
     assert nums(lines, "EXISTS") == [2], lines
-    e.ok("FETCH 1:* (FLAGS)")
+    assert nums(lines, "RECENT") == [2], lines
+    assert recent_flags(e, 1) and recent_flags(e, 2)
     e2 = Imap(heron)
-    e2.select(examine=True)
+    assert e2.select(examine=True)["RECENT"] == 2
     # a later SELECT gets them both
     a = Imap(heron)
     st = a.select()
     assert st["RECENT"] == 2, st
     assert recent_flags(a, 1) and recent_flags(a, 2)
-    for x in (e, e2, a):
+    # now claimed: a new EXAMINE sees none
+    e3 = Imap(heron)
+    assert e3.select(examine=True)["RECENT"] == 0
+    assert not recent_flags(e3, 1)
+    for x in (e, e2, a, e3):
         x.close()
 
 
