@@ -60,13 +60,17 @@ static char *read_token(struct cursor *c)
 	return xstrndup(start, (size_t)(c->p - start));
 }
 
-/* A quoted-string at c->p ('"'); unterminated runs to the end. */
+/* A quoted-string at c->p ('"'); unterminated runs to the end. The
+ * field comes folded: RFC 5322 2.2.3 unfolding drops the CRLF and keeps
+ * the white space after it (boundary="foo<CRLF> bar" is "foo bar"). */
 static char *read_quoted(struct cursor *c)
 {
 	char *out = xmalloc((size_t)(c->end - c->p) + 1);
 	size_t n = 0;
 
 	for (c->p++; c->p < c->end && *c->p != '"'; c->p++) {
+		if (*c->p == '\r' || *c->p == '\n')
+			continue;
 		if (*c->p == '\\' && c->p + 1 < c->end)
 			c->p++;
 		out[n++] = *c->p;

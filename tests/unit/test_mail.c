@@ -245,6 +245,9 @@ static void test_rfc2231(void)
 		{ "a/b; name*=utf-8''%E2%82%AC", "name*=utf-8''%E2%82%AC;" },
 		{ "a/b (c); x = \"q\\\"q\" (c) ;; y=", "x=q\"q;y=;" },
 		{ "a/b; bad*x=1", "bad*x=1;" },
+		/* RFC 5322 2.2.3: unfolded inside a quoted-string */
+		{ "a/b; boundary=\"foo\r\n bar\";\r\n\tx=\"1\n\t2\"",
+		  "boundary=foo bar;x=1\t2;" },
 	};
 	struct mime_params pr;
 	char *type, *sub, buf[256];
