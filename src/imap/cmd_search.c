@@ -278,6 +278,7 @@ static void search_reply_esearch(struct imap_cmd *cmd,
 	unsigned ret = ctx->ret;
 	uint32_t ends[2];
 	uint64_t modseq;
+	size_t n;
 
 	evbuffer_add_printf(out, "* ESEARCH (TAG \"%s\")%s", cmd->tag,
 			    cmd->uid ? " UID" : "");
@@ -296,12 +297,17 @@ static void search_reply_esearch(struct imap_cmd *cmd,
 	if (ret & SEARCH_RETURN_COUNT)
 		evbuffer_add_printf(out, " COUNT %zu", ctx->count);
 	if (ctx->prog->has_modseq && ctx->count > 0) {
-		/* the highest of the messages returned */
-		ends[0] = ctx->seqs[0];
-		ends[1] = ctx->seqs[ctx->count - 1];
-		modseq = (ret & (SEARCH_RETURN_ALL | SEARCH_RETURN_COUNT)) ?
+		/* RFC 7162 3.1.5: the highest of the messages returned: the
+		 * MIN one, the MAX one, or both of them. */
+		n = 0;
+		if (ret & SEARCH_RETURN_MIN)
+			ends[n++] = ctx->seqs[0];
+		if (ret & SEARCH_RETURN_MAX)
+			ends[n++] = ctx->seqs[ctx->count - 1];
+		modseq = (ret & (SEARCH_RETURN_ALL | SEARCH_RETURN_COUNT)) ||
+			n == 0 ?
 			search_max_modseq(cmd, ctx->seqs, ctx->count) :
-			search_max_modseq(cmd, ends, 2);
+			search_max_modseq(cmd, ends, n);
 		evbuffer_add_printf(out, " MODSEQ %llu",
 				    (unsigned long long)modseq);
 	}

@@ -340,3 +340,26 @@ def test_search_slices(heron):
     assert typ == "OK"
     assert nums(data) == [8, 58, 108]
     m.logout()
+
+
+def test_esearch_modseq_of_min_and_max(box):
+    """RFC 7162 3.1.5: with MIN alone ESEARCH's MODSEQ is the min
+    message's, with MAX alone the max one's, with both the higher."""
+    for seq in (3, 1, 2):       # modseqs rise in this order
+        box.store(str(seq), "+FLAGS", "(mstest)")
+    lines, _ = raw(box, "FETCH 1:3 (MODSEQ)")
+    ms = {int(m.group(1)): int(m.group(2)) for m in
+          (re.match(rb"\* (\d+) FETCH \(MODSEQ \((\d+)\)\)", x)
+           for x in lines) if m}
+    assert ms[2] > ms[1] > ms[3], ms
+
+    def esearch(ret):
+        lines, st = raw(box, "SEARCH RETURN (%s) 1:3 MODSEQ 1" % ret)
+        assert b"OK" in st, st
+        es = [x for x in lines if x.startswith(b"* ESEARCH")][0]
+        return int(re.search(rb" MODSEQ (\d+)", es).group(1))
+    assert esearch("MIN") == ms[1]
+    assert esearch("MAX") == ms[3]
+    assert esearch("MIN MAX") == ms[1]
+    assert esearch("ALL") == ms[2]
+    assert esearch("COUNT") == ms[2]
