@@ -549,7 +549,9 @@ static void fetch_write_simple(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 		break;
 	case IMAP_FETCH_INTERNALDATE:
 		/* The store keeps no zone: shown in UTC. */
-		len = imap_datetime_format(msg->internal_date, 0, date);
+		len = imap_datetime_format(msg->internal_date, (int)
+			(imap_local_offset_secs(msg->internal_date) / 60),
+			date);
 		evbuffer_add_printf(out, "INTERNALDATE \"%.*s\"", (int)len,
 				    date);
 		break;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <strings.h>
+#include <time.h>
 
 static const char months[12][4] = {
 	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -184,4 +185,11 @@ size_t imap_datetime_format(time_t t, int tz_offset_mins,
 		n = 0;
 	return (size_t)n < IMAP_DATETIME_MAX ? (size_t)n :
 		IMAP_DATETIME_MAX - 1;
+}
+
+long imap_local_offset_secs(time_t t)
+{
+	struct tm tm;
+
+	return localtime_r(&t, &tm) != NULL ? tm.tm_gmtoff : 0;
 }

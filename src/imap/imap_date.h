@@ -24,5 +24,9 @@ int imap_datetime_parse(const char *str, size_t len, time_t *time_r,
  * " 7-Jul-1996 02:44:25 -0700". Returns the length. */
 size_t imap_datetime_format(time_t t, int tz_offset_mins,
 			    char buf[IMAP_DATETIME_MAX]);
+/* The server's zone offset at t in seconds (localtime_r; 0 if that
+ * fails). INTERNALDATE is shown, and SEARCH BEFORE/ON/SINCE compare
+ * days, in the server's zone, as Dovecot does. */
+long imap_local_offset_secs(time_t t);
 
 #endif

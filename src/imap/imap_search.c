@@ -562,13 +562,10 @@ static int64_t floor_div(int64_t a, int64_t b)
 static int64_t internal_day(struct eval_ctx *ec)
 {
 	time_t t = ec->m->msg->internal_date;
-	struct tm tm;
-	long off = 0;
 
 	if (!ec->has_day) {
-		if (localtime_r(&t, &tm) != NULL)
-			off = tm.tm_gmtoff;
-		ec->day = floor_div((int64_t)t + off, SECS_PER_DAY);
+		ec->day = floor_div((int64_t)t + imap_local_offset_secs(t),
+				    SECS_PER_DAY);
 		ec->has_day = true;
 	}
 	return ec->day;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Accepts per listener wake-up, so one busy port can't starve others. */
@@ -192,6 +193,9 @@ void worker_main(const struct settings *set, const int *fds,
 	signal(SIGHUP, SIG_IGN);
 	/* Privileges were dropped by the master (master_worker_tls); no
 	 * thread exists yet, so Landlock covers all of them. */
+	/* The zone (/etc/localtime) is read once, before the sandbox
+	 * closes the files: INTERNALDATE is shown in it. */
+	tzset();
 	if (sandbox_worker(set) < 0)
 		log_fatal("sandbox: cannot set no_new_privs");
 	w.base = event_base_new();

@@ -634,3 +634,29 @@ def test_search_same_with_cached_trees(heron):
     assert cold == [r.ok("SEARCH " + k) for k in keys]
     assert any(len(c.split(b"\r\n")[0].split()) > 2 for c in cold), cold
     m.logout()
+
+
+def test_internaldate_in_the_servers_zone(heron_factory, monkeypatch):
+    """INTERNALDATE is shown, and SEARCH ON/BEFORE/SINCE count days, in
+    the server's time zone (as Dovecot does): EET/EEST here, around the
+    2007 switch to summer time (POSIX TZ rule, no tzdata needed)."""
+    monkeypatch.setenv("TZ", "EET-2EEST,M3.5.0/3,M10.5.0/4")
+    h = heron_factory()
+    m = imap_login(h)
+    body = crlf(b"From: a@example.org\nSubject: tz\n\nx\n")
+    for date in ('"24-Mar-2007 23:59:59 +0200"',   # 21:59:59 UTC
+                 '"25-Mar-2007 00:00:00 +0200"',   # 22:00:00 UTC the 24th
+                 '"25-Mar-2007 06:00:00 +0000"'):  # 09:00 EEST
+        typ, _ = m.append("INBOX", None, date, body)
+        assert typ == "OK"
+    m.select("INBOX")
+    r = Raw(m)
+    got = fetch_items(r.ok("FETCH 1:3 (INTERNALDATE)"))
+    assert [it["INTERNALDATE"] for _, it in got] == [
+        b'"24-Mar-2007 23:59:59 +0200"', b'"25-Mar-2007 00:00:00 +0200"',
+        b'"25-Mar-2007 09:00:00 +0300"']
+    assert m.search(None, "ON", "24-Mar-2007")[1] == [b"1"]
+    assert m.search(None, "ON", "25-Mar-2007")[1] == [b"2 3"]
+    assert m.search(None, "BEFORE", "25-Mar-2007")[1] == [b"1"]
+    assert m.search(None, "SINCE", "25-Mar-2007")[1] == [b"2 3"]
+    m.logout()
