@@ -11,7 +11,7 @@
 
 CC ?= cc
 BUILD ?= build
-PKGS = libevent libevent_openssl lmdb libsodium libcrypt openssl libutf8proc
+PKGS = libevent libevent_openssl lmdb libsodium libcrypt openssl libutf8proc zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

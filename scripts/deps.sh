@@ -2,7 +2,7 @@
 # deps.sh build|test|bench: installs the Debian packages Heron needs when
 # they are missing (run as root on Debian 12). Quiet when all are present.
 set -e
-BUILD_PKGS="build-essential pkg-config libevent-dev liblmdb-dev libssl-dev libsodium-dev libcrypt-dev libutf8proc-dev openssl"
+BUILD_PKGS="build-essential pkg-config libevent-dev liblmdb-dev libssl-dev libsodium-dev libcrypt-dev libutf8proc-dev zlib1g-dev openssl"
 TEST_PKGS="$BUILD_PKGS clang python3 python3-pytest curl fetchmail getmail6 isync offlineimap3 lmdb-utils dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd"
 BENCH_PKGS="$BUILD_PKGS dovecot-pop3d dovecot-lmtpd dovecot-imapd"
 case "$1" in

@@ -1,5 +1,9 @@
 /* cmd_append.c: APPEND (RFC 3501 6.3.11) with MULTIAPPEND (RFC 3502),
- * literal8 (RFC 3516), LITERAL+ (RFC 7888) and APPENDUID (RFC 4315).
+ * literal8 (RFC 3516), LITERAL+ (RFC 7888), APPENDUID (RFC 4315) and the
+ * UTF8 data extension (RFC 6855 4: "UTF8 (~{n}...)" once the client
+ * has enabled UTF8=ACCEPT). A NUL is accepted only in a literal8 (RFC
+ * 3501 9: CHAR8 excludes it); the bytes are stored as sent, so BINARY[]
+ * gives them back (RFC 3516 4.4: no CTE change).
  *
  * Message literals never sit in memory: while the command is still being
  * parsed the session hands each one to imap_append_literal_start/_data,
@@ -42,11 +46,15 @@ struct imap_append {
 	char *store_name;
 	struct store_delivery *d[APPEND_MAX_MESSAGES];
 	uint32_t uids[APPEND_MAX_MESSAGES];	/* committed */
-	size_t lits[APPEND_MAX_MESSAGES];	/* arg index of literal i */
+	size_t lits[APPEND_MAX_MESSAGES];	/* arg of message i (literal/list) */
+	/* args [first, end) of message i are its flags and date */
+	size_t opts_first[APPEND_MAX_MESSAGES];
+	size_t opts_end[APPEND_MAX_MESSAGES];
 	size_t count;			/* literals started */
 	size_t committed;
 	size_t next_arg;		/* first arg of the next message */
 	bool has_pending_cr;		/* last chunk ended in CR */
+	bool is_literal8;		/* the current message's literal */
 	bool is_name_literal;		/* streaming the mailbox name */
 	char name[APPEND_MAILBOX_LITERAL_MAX + 1];
 	size_t name_len;
@@ -248,7 +256,31 @@ static int append_start_message(struct imap_client *client,
 	}
 	ap->count++;
 	ap->has_pending_cr = false;
+	ap->is_literal8 = info->is_literal8;
 	return 0;
+}
+
+/* RFC 6855 4: utf8-literal = "UTF8" SP "(" literal8 ")": the literal
+ * opens the list right after the atom UTF8, the last top-level arg so
+ * far. Returns the atom's index, or 0 (replied) when it is not that. */
+static size_t append_utf8_literal(struct imap_client *client,
+				  const struct imap_command *partial,
+				  const struct imap_literal_info *info)
+{
+	size_t n = partial->args_count;
+
+	if (info->depth != 1 || info->arg_index != 0 || n < 2 ||
+	    !imap_arg_atom_equals(&partial->args[n - 1], "UTF8") ||
+	    !info->is_literal8) {
+		append_hook_fail(client, "BAD", "Invalid APPEND arguments");
+		return 0;
+	}
+	if ((client->enabled & IMAP_ENABLED_UTF8) == 0) {
+		append_hook_fail(client, "BAD", "APPEND UTF8 needs "
+				 "ENABLE UTF8=ACCEPT first");
+		return 0;
+	}
+	return n - 1;
 }
 
 int imap_append_literal_start(struct imap_client *client,
@@ -262,7 +294,7 @@ int imap_append_literal_start(struct imap_client *client,
 		ap->tag = xstrdup(partial->tag);
 		ap->next_arg = 1;
 	}
-	if (info->arg_index == 0) {
+	if (info->depth == 0 && info->arg_index == 0) {
 		/* the mailbox name as a literal: small, kept here */
 		if (info->size > APPEND_MAILBOX_LITERAL_MAX)
 			return append_hook_fail(client, "BAD",
@@ -278,8 +310,16 @@ int imap_append_literal_start(struct imap_client *client,
 						"Missing mailbox");
 		return -1;
 	}
-	if (append_check_opts(client, partial, info->arg_index) < 0)
-		return -1;
+	if (info->depth == 0) {
+		if (append_check_opts(client, partial, info->arg_index) < 0)
+			return -1;
+	} else {
+		size_t utf8 = append_utf8_literal(client, partial, info);
+
+		if (utf8 == 0 || append_check_opts(client, partial, utf8) < 0)
+			return -1;
+		ap->next_arg = utf8 + 2;	/* after "UTF8 (...)" */
+	}
 	return append_start_message(client, info);
 }
 
@@ -356,6 +396,10 @@ int imap_append_literal_data(struct imap_client *client,
 	}
 	if (ap->count == 0)
 		return 0;	/* not a literal we accepted */
+	/* RFC 3501 9 / RFC 3516: NUL only in a literal8 */
+	if (!ap->is_literal8 && memchr(data, '\0', size) != NULL)
+		return append_hook_fail(client, "BAD", "NUL in a literal: "
+					"use a literal8 ~{n}");
 	return append_write_message(client, data, size, is_last);
 }
 
@@ -433,15 +477,14 @@ static int append_continue(struct imap_cmd *cmd)
 	char *set;
 
 	for (unsigned n = 0; ap->committed < ap->count; n++) {
-		size_t first = ap->committed == 0 ? 1 :
-			ap->lits[ap->committed - 1] + 1;
+		size_t k = ap->committed;
 
 		if (n == APPEND_COMMITS_PER_CALL) {
 			imap_cmd_wake(cmd);
 			return IMAP_CMD_AGAIN;
 		}
-		if (append_commit_one(cmd, ap, first,
-				      ap->lits[ap->committed]) < 0)
+		if (append_commit_one(cmd, ap, ap->opts_first[k],
+				      ap->opts_end[k]) < 0)
 			return IMAP_CMD_DONE;
 	}
 	ap->is_done = true;
@@ -453,21 +496,43 @@ static int append_continue(struct imap_cmd *cmd)
 	return IMAP_CMD_DONE;
 }
 
-/* Finds the message literals among the args: each streamed literal
- * after the mailbox, the last arg being one. */
+/* Is args[i] the "(literal8)" of "UTF8 (~{n})" (RFC 6855 4)? */
+static bool append_is_utf8_data(const struct imap_arg *args, size_t i)
+{
+	const struct imap_arg *arg = &args[i];
+
+	return arg->type == IMAP_ARG_LIST && arg->list_count == 1 &&
+		arg->list[0].type == IMAP_ARG_LITERAL && i >= 2 &&
+		imap_arg_atom_equals(&args[i - 1], "UTF8");
+}
+
+/* Finds the messages among the args: each streamed literal after the
+ * mailbox, or "UTF8 (literal)", the last arg being one; notes where
+ * each message's flags and date are. */
 static int append_find_literals(struct imap_cmd *cmd,
 				struct imap_append *ap)
 {
-	size_t k = 0;
+	const struct imap_arg *lit;
+	size_t k = 0, first = 1, end;
 
 	for (size_t i = 1; i < cmd->args_count; i++) {
 		const struct imap_arg *arg = &cmd->args[i];
 
-		if (arg->type != IMAP_ARG_LITERAL)
+		if (arg->type == IMAP_ARG_LITERAL) {
+			lit = arg;
+			end = i;
+		} else if (append_is_utf8_data(cmd->args, i)) {
+			lit = &arg->list[0];
+			end = i - 1;
+		} else {
 			continue;
-		if (!arg->is_streamed || k == ap->count)
+		}
+		if (!lit->is_streamed || k == ap->count || end < first)
 			return -1;
-		ap->lits[k++] = i;
+		ap->lits[k] = i;
+		ap->opts_first[k] = first;
+		ap->opts_end[k++] = end;
+		first = i + 1;
 	}
 	if (k != ap->count || k == 0 ||
 	    ap->lits[k - 1] != cmd->args_count - 1)

@@ -151,11 +151,13 @@ int cmd_id(struct imap_cmd *cmd)
 	return IMAP_CMD_DONE;
 }
 
-/* RFC 5161: ENABLE capability... ; we know CONDSTORE. */
+/* RFC 5161: ENABLE capability... ; we know CONDSTORE, QRESYNC,
+ * UTF8=ACCEPT. */
 int cmd_enable(struct imap_cmd *cmd)
 {
 	struct imap_client *client = cmd->client;
 	struct evbuffer *out = imap_client_output(client);
+	bool had_condstore = client->enabled & IMAP_ENABLED_CONDSTORE;
 	const char *name;
 
 	if (cmd->args_count == 0) {
@@ -169,9 +171,33 @@ int cmd_enable(struct imap_cmd *cmd)
 		if (strcasecmp(name, "CONDSTORE") == 0) {
 			client->enabled |= IMAP_ENABLED_CONDSTORE;
 			evbuffer_add_printf(out, " CONDSTORE");
+		} else if (strcasecmp(name, "QRESYNC") == 0 &&
+			   (client->enabled & IMAP_ENABLED_QRESYNC) == 0) {
+			/* RFC 7162 3.2.3: implies CONDSTORE; VANISHED
+			 * replaces EXPUNGE from now on. */
+			client->enabled |= IMAP_ENABLED_QRESYNC |
+				IMAP_ENABLED_CONDSTORE;
+			evbuffer_add_printf(out, " QRESYNC");
+		} else if (strcasecmp(name, "UTF8=ACCEPT") == 0 &&
+			   client->state == IMAP_STATE_AUTH &&
+			   (client->enabled & IMAP_ENABLED_UTF8) == 0) {
+			/* RFC 6855 3: valid only in the authenticated
+			 * state (RFC 5161 3.1: before SELECT); when a
+			 * mailbox is selected it is not enabled. The
+			 * parser now takes UTF-8 in quoted strings. */
+			client->enabled |= IMAP_ENABLED_UTF8;
+			imap_client_parser_update(client);
+			evbuffer_add_printf(out, " UTF8=ACCEPT");
 		}
 	}
 	evbuffer_add(out, "\r\n", 2);
+	/* RFC 7162 3.1: a first CONDSTORE enabling command with a mailbox
+	 * selected reports its HIGHESTMODSEQ. */
+	if (!had_condstore && client->mb != NULL &&
+	    (client->enabled & IMAP_ENABLED_CONDSTORE))
+		imap_client_untagged(client, "OK [HIGHESTMODSEQ %llu] Highest",
+			(unsigned long long)
+			store_mailbox_highestmodseq(client->mb));
 	imap_cmd_ok(cmd, "Enabled.");
 	return IMAP_CMD_DONE;
 }

@@ -224,7 +224,14 @@ static int copy_continue(struct imap_cmd *cmd)
 		if (ctx->expunge_pos < ctx->count)
 			return copy_yield(cmd);
 	}
-	imap_cmd_ok(cmd, "Move completed");
+	/* RFC 6851 4.4: with QRESYNC the new HIGHESTMODSEQ (VANISHED
+	 * replaced EXPUNGE in the batches' syncs). */
+	if (ctx->count > 0 && (cmd->client->enabled & IMAP_ENABLED_QRESYNC))
+		imap_cmd_ok(cmd, "[HIGHESTMODSEQ %llu] Move completed",
+			    (unsigned long long)
+			    store_mailbox_highestmodseq(cmd->client->mb));
+	else
+		imap_cmd_ok(cmd, "Move completed");
 	return IMAP_CMD_DONE;
 }
 

@@ -5,9 +5,11 @@
  * from the view after a sync, and removed with store_msgs_expunge in
  * batches of EXPUNGE_BATCH_MSGS; after each batch imap_client_sync()
  * reports them ("* n EXPUNGE", numbers adjusted as RFC 3501 7.4.1 asks)
- * and updates the view. Between batches the handler returns
- * IMAP_CMD_AGAIN so other sessions of the worker keep running. CLOSE
- * removes the same messages silently, then closes the mailbox. */
+ * and updates the view (with QRESYNC: "* VANISHED uids", RFC 7162
+ * 3.2.10, and HIGHESTMODSEQ in the tagged OK). Between batches the
+ * handler returns IMAP_CMD_AGAIN so other sessions of the worker keep
+ * running. CLOSE removes the same messages silently, then closes the
+ * mailbox. */
 #include "imap/imap_client.h"
 
 #include <stdlib.h>
@@ -99,8 +101,16 @@ static int expunge_continue(struct imap_cmd *cmd)
 		}
 	}
 	if (ctx->is_close) {
+		/* RFC 7162 3.2.8: no HIGHESTMODSEQ here */
 		imap_client_unselect(cmd->client);
 		imap_cmd_ok(cmd, "Close completed");
+	} else if (ctx->count > 0 &&
+		   (cmd->client->enabled & IMAP_ENABLED_QRESYNC)) {
+		/* RFC 7162 3.2.7 / 3.2.9: the new HIGHESTMODSEQ (all
+		 * changes up to it were reported by the batches' syncs) */
+		imap_cmd_ok(cmd, "[HIGHESTMODSEQ %llu] Expunge completed",
+			    (unsigned long long)
+			    store_mailbox_highestmodseq(cmd->client->mb));
 	} else {
 		imap_cmd_ok(cmd, "Expunge completed");
 	}

@@ -27,7 +27,18 @@
  * A read error or a file that does not match its indexed size in the
  * middle of a literal cannot be reported: the connection is closed.
  *
- * \Seen (RFC 3501 6.4.5): BODY[...] (not PEEK), RFC822 and RFC822.TEXT set
+ * BINARY[...] (RFC 3516): the part must be a leaf (RFC 9051 6.4.5), else
+ * the message is left out and the command ends BAD; an unknown
+ * Content-Transfer-Encoding likewise ends it "NO [UNKNOWN-CTE]" (both
+ * checked before "* n FETCH (" is written). The literal's size is the
+ * decoded size, so the part is first decoded once without output
+ * (fetch_binary_measure; BINARY.SIZE is that pass alone, or the virtual
+ * size for an identity CTE), then streamed like BODY[] through the
+ * decoder; it is a literal8 "~{n}" when the octets sent contain NUL.
+ * Memory: two FETCH_CHUNK_SIZE * 2 buffers more, whatever the size.
+ *
+ * \Seen (RFC 3501 6.4.5): BODY[...] (not PEEK), BINARY[...] (not PEEK),
+ * RFC822 and RFC822.TEXT set
  * it in read-write sessions, in batches of FETCH_SEEN_BATCH messages (one
  * index transaction each) just before those messages are fetched; FLAGS
  * (and MODSEQ with CONDSTORE) is then added to the message's reply. */
@@ -44,12 +55,18 @@
 #include "imap/imap_date.h"
 #include "imap/imap_envelope.h"
 #include "imap/imap_fetch.h"
+#include "imap/imap_vanished.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "mail/message_parser.h"
 
 /* File bytes read per step; the converted output is at most twice that. */
 #define FETCH_CHUNK_SIZE (64 * 1024)
+/* File bytes read per BINARY step: converted and decoded they fit the
+ * output buffers (FETCH_CHUNK_SIZE * 2). SIZE-MATH: see the assert. */
+#define FETCH_BINARY_READ_SIZE (FETCH_CHUNK_SIZE - DECODE_OUT_MAX(0))
+_Static_assert(IMAP_BINARY_OUT_MAX(FETCH_BINARY_READ_SIZE) <=
+	       2 * FETCH_CHUNK_SIZE, "BINARY output exceeds the buffers");
 /* Output buffers a streaming command owns (FETCH_CHUNK_SIZE * 2 each).
  * They are handed to the output evbuffer by reference and come back when
  * sent, so the hot path allocates nothing; the output is at most about
@@ -72,11 +89,27 @@ struct fetch_pool {
 	unsigned char *bufs[FETCH_OUT_BUFS];
 };
 
+/* Where BINARY[...] takes its octets from. */
+struct fetch_binary_src {
+	enum decode_type type;		/* the part's CTE */
+	uint64_t offset, physical;	/* the physical range */
+	uint64_t plain;			/* first octets, not decoded */
+	uint64_t vsize;			/* the range's size with CRLF */
+};
+
+enum fetch_binary_status {
+	FETCH_BINARY_OK,
+	FETCH_BINARY_MISSING,		/* no such part: an empty string */
+	FETCH_BINARY_NOT_LEAF,		/* multipart, message/rfc822 */
+	FETCH_BINARY_UNKNOWN_CTE,
+};
+
 struct fetch_ctx {
 	struct imap_fetch_spec spec;
 	uint32_t *seqs;			/* the set, ascending */
 	size_t count, pos;		/* pos: next message to begin */
 	bool any_expunged, any_failed;
+	bool any_not_leaf, any_unknown_cte;	/* BINARY refused */
 	bool needs_data;		/* an item streams message bytes */
 	/* \Seen batches: seqs[..seen_until) were handled; seen_uids are
 	 * the UIDs of the current batch whose \Seen this FETCH set;
@@ -104,6 +137,12 @@ struct fetch_ctx {
 	uint64_t phys_off, phys_left;
 	unsigned char *buf;		/* FETCH_CHUNK_SIZE */
 	struct fetch_pool *pool;	/* created at the first literal */
+	/* BINARY (is_binary while streaming one). */
+	bool has_binary;		/* the spec has BINARY items */
+	bool is_binary;
+	struct imap_binary bin;
+	unsigned char *bin_scratch;	/* FETCH_CHUNK_SIZE * 2 */
+	unsigned char *bin_out;		/* the measuring pass's output */
 };
 
 static void fetch_pool_unref(struct fetch_pool *pool)
@@ -156,6 +195,7 @@ static void fetch_msg_end(struct fetch_ctx *ctx)
 		message_part_free(&ctx->parts);
 	ctx->in_msg = false;
 	ctx->is_streaming = false;
+	ctx->is_binary = false;
 }
 
 static void fetch_ctx_free(void *_ctx)
@@ -166,6 +206,8 @@ static void fetch_ctx_free(void *_ctx)
 	imap_fetch_spec_free(&ctx->spec);
 	free(ctx->seqs);
 	free(ctx->buf);
+	free(ctx->bin_scratch);
+	free(ctx->bin_out);
 	if (ctx->pool != NULL)
 		fetch_pool_unref(ctx->pool);
 	free(ctx);
@@ -410,6 +452,93 @@ static int fetch_msg_prepare(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 	return 1;
 }
 
+/* ---- BINARY ---- */
+
+/* The octets of BINARY[path]: a leaf part's body, or for BINARY[] the
+ * whole message (header as it is, body decoded). */
+static enum fetch_binary_status
+fetch_binary_source(const struct fetch_ctx *ctx,
+		    const struct imap_fetch_item *item,
+		    const struct store_msg *msg, struct fetch_binary_src *src)
+{
+	const struct message_part *p = ctx->parts;
+	enum message_field cte = MESSAGE_FIELD_CONTENT_TRANSFER_ENCODING;
+
+	if (item->path_len > 0 &&
+	    (p = imap_section_part(ctx->parts, item->path,
+				   item->path_len)) == NULL)
+		return FETCH_BINARY_MISSING;
+	/* RFC 9051 6.4.5: only leaf parts, not multipart/ *, message/ * */
+	if (p->flags & (MESSAGE_PART_FLAG_MULTIPART |
+			MESSAGE_PART_FLAG_MESSAGE_RFC822))
+		return FETCH_BINARY_NOT_LEAF;
+	/* RFC 3516 4.3: an unknown CTE fails with UNKNOWN-CTE */
+	if (decode_type_parse_known(p->fields[cte], p->field_lens[cte],
+				    &src->type) < 0)
+		return FETCH_BINARY_UNKNOWN_CTE;
+	if (item->path_len == 0) {
+		src->offset = 0;
+		src->physical = msg->size;
+		src->plain = p->header.physical;
+		src->vsize = msg->vsize;
+	} else {
+		src->offset = p->body_offset;
+		src->physical = p->body.physical;
+		src->plain = 0;
+		src->vsize = p->body.virtual_size;
+	}
+	return FETCH_BINARY_OK;
+}
+
+/* Can every BINARY item of the message be answered? If not, notes why
+ * for the tagged reply and returns false (the message is left out). */
+static bool fetch_binary_check(struct fetch_ctx *ctx,
+			       const struct store_msg *msg)
+{
+	struct fetch_binary_src src;
+
+	for (size_t i = 0; i < ctx->spec.count; i++) {
+		const struct imap_fetch_item *item = &ctx->spec.items[i];
+
+		if (item->type != IMAP_FETCH_BINARY &&
+		    item->type != IMAP_FETCH_BINARY_SIZE)
+			continue;
+		switch (fetch_binary_source(ctx, item, msg, &src)) {
+		case FETCH_BINARY_OK:
+		case FETCH_BINARY_MISSING:
+			break;
+		case FETCH_BINARY_NOT_LEAF:
+			ctx->any_not_leaf = true;
+			return false;
+		case FETCH_BINARY_UNKNOWN_CTE:
+			ctx->any_unknown_cte = true;
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A message refused by fetch_binary_check keeps its flags: the \Seen
+ * this FETCH set for it in the batch is taken back. */
+static void fetch_seen_undo(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+			    uint32_t uid)
+{
+	struct imap_client *client = cmd->client;
+	struct store_update_result result;
+	const char *error;
+
+	if ((ctx->spec.needs & IMAP_FETCH_SETS_SEEN) == 0 ||
+	    client->is_readonly || !fetch_seen_set(ctx, uid))
+		return;
+	if (store_msgs_update_flags(client->mb, &uid, 1, STORE_FLAGS_REMOVE,
+				    STORE_FLAG_SEEN, 0, 0, &result,
+				    &error) < 0)
+		log_error("imap fetch store_msgs_update_flags(%s, -\\Seen) "
+			  "failed id=%llu user=%s: %s", client->mailbox_name,
+			  (unsigned long long)conn_id(client->conn),
+			  fetch_user(cmd), error);
+}
+
 /* Begins seqs[pos]: \Seen, file, parse, "* n FETCH (". */
 static void fetch_msg_begin(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 {
@@ -423,6 +552,11 @@ static void fetch_msg_begin(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 	msg = imap_client_msg(client, ctx->seq);
 	if (!fetch_wanted(ctx, msg) || fetch_msg_prepare(cmd, ctx, msg) == 0)
 		return;
+	if (ctx->has_binary && !fetch_binary_check(ctx, msg)) {
+		fetch_seen_undo(cmd, ctx, msg->uid);
+		fetch_msg_end(ctx);
+		return;
+	}
 	ctx->add_flags = (ctx->spec.needs & IMAP_FETCH_SETS_SEEN) &&
 		fetch_seen_set(ctx, msg->uid);
 	ctx->had_seen = (ctx->spec.needs & IMAP_FETCH_SETS_SEEN) &&
@@ -529,6 +663,82 @@ static int fetch_write_section(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 	return 0;
 }
 
+/* Decodes the source once without output: the decoded size, and whether
+ * the octets the item's partial range selects hold a NUL. Returns 0, or
+ * -1 on a read error or a file shorter than indexed. */
+static int fetch_binary_measure(struct fetch_ctx *ctx,
+				const struct imap_fetch_item *item,
+				const struct fetch_binary_src *src,
+				uint64_t *size_r, bool *has_nul_r)
+{
+	struct imap_binary b;
+	uint64_t off = src->offset, left = src->physical;
+	size_t want;
+	ssize_t r;
+
+	imap_binary_init(&b, src->type, src->plain,
+			 item->has_partial ? item->partial_start : 0,
+			 item->has_partial ? item->partial_len : UINT64_MAX);
+	while (left > 0) {
+		want = left < FETCH_BINARY_READ_SIZE ? (size_t)left :
+			FETCH_BINARY_READ_SIZE;
+		r = fetch_pread(ctx->fd, ctx->buf, want, off);
+		if (r <= 0)
+			return -1;
+		off += (uint64_t)r;
+		left -= (uint64_t)r;
+		(void)imap_binary_convert(&b, ctx->buf, (size_t)r,
+					  ctx->bin_scratch, ctx->bin_out);
+	}
+	(void)imap_binary_finish(&b, ctx->bin_out);
+	*size_r = b.size;
+	*has_nul_r = b.has_nul;
+	return 0;
+}
+
+/* BINARY[...] or BINARY.SIZE[...]: the size, or " {n}\r\n" / " ~{n}\r\n"
+ * (RFC 3516 4.3) and starts streaming. Returns 0 or -1 (read error). */
+static int fetch_write_binary(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+			      const struct imap_fetch_item *item,
+			      const struct store_msg *msg)
+{
+	struct evbuffer *out = imap_client_output(cmd->client);
+	bool is_size = item->type == IMAP_FETCH_BINARY_SIZE, has_nul;
+	struct fetch_binary_src src;
+	uint64_t size, skip, count;
+
+	evbuffer_add(out, item->label, strlen(item->label));
+	if (fetch_binary_source(ctx, item, msg, &src) != FETCH_BINARY_OK) {
+		/* no such part (fetch_binary_check refused the rest) */
+		evbuffer_add_printf(out, " %s", is_size ? "0" : "\"\"");
+		return 0;
+	}
+	if (is_size && src.type == DECODE_NONE) {
+		evbuffer_add_printf(out, " %llu",
+				    (unsigned long long)src.vsize);
+		return 0;
+	}
+	if (fetch_binary_measure(ctx, item, &src, &size, &has_nul) < 0)
+		return -1;
+	if (is_size) {
+		evbuffer_add_printf(out, " %llu", (unsigned long long)size);
+		return 0;
+	}
+	imap_fetch_partial_clip(item, size, &skip, &count);
+	if (count == 0) {
+		evbuffer_add(out, " \"\"", 3);
+		return 0;
+	}
+	evbuffer_add_printf(out, " %s{%llu}\r\n", has_nul ? "~" : "",
+			    (unsigned long long)count);
+	imap_binary_init(&ctx->bin, src.type, src.plain, skip, count);
+	ctx->phys_off = src.offset;
+	ctx->phys_left = src.physical;
+	ctx->is_streaming = true;
+	ctx->is_binary = true;
+	return 0;
+}
+
 static void fetch_write_simple(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 			       const struct imap_fetch_item *item,
 			       const struct store_msg *msg)
@@ -565,7 +775,8 @@ static void fetch_write_simple(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 		break;
 	case IMAP_FETCH_ENVELOPE:
 		evbuffer_add(out, "ENVELOPE ", 9);
-		imap_envelope_write(out, ctx->parts);
+		imap_envelope_write_flags(out, ctx->parts,
+					  imap_client_quote_flags(client));
 		break;
 	case IMAP_FETCH_BODY:
 	case IMAP_FETCH_BODYSTRUCTURE:
@@ -579,16 +790,71 @@ static void fetch_write_simple(struct imap_cmd *cmd, struct fetch_ctx *ctx,
 	}
 }
 
+/* Hands len bytes of output buffer i to the output evbuffer. */
+static void fetch_out_add(struct imap_cmd *cmd, struct fetch_ctx *ctx,
+			  int i, size_t len)
+{
+	struct fetch_pool *pool = ctx->pool;
+
+	pool->is_busy[i] = true;
+	pool->refs++;
+	if (evbuffer_add_reference(imap_client_output(cmd->client),
+				   pool->bufs[i], len, fetch_pool_release,
+				   pool) < 0)
+		log_fatal("imap fetch: evbuffer_add_reference failed");
+}
+
+/* fetch_stream for BINARY: read, LF -> CRLF, decode, clip. */
+static int fetch_stream_binary(struct imap_cmd *cmd, struct fetch_ctx *ctx)
+{
+	bool is_end;
+	size_t want, len;
+	ssize_t r;
+	int i;
+
+	while (!imap_binary_is_done(&ctx->bin)) {
+		if (imap_client_output_full(cmd->client) ||
+		    (i = fetch_pool_get(ctx)) < 0)
+			return 0;	/* resumed on drain */
+		is_end = ctx->phys_left == 0;
+		if (is_end) {
+			len = imap_binary_finish(&ctx->bin,
+						 ctx->pool->bufs[i]);
+		} else {
+			want = ctx->phys_left < FETCH_BINARY_READ_SIZE ?
+				(size_t)ctx->phys_left :
+				FETCH_BINARY_READ_SIZE;
+			r = fetch_pread(ctx->fd, ctx->buf, want,
+					ctx->phys_off);
+			if (r <= 0)
+				return -1;
+			ctx->phys_off += (uint64_t)r;
+			ctx->phys_left -= (uint64_t)r;
+			len = imap_binary_convert(&ctx->bin, ctx->buf,
+						  (size_t)r, ctx->bin_scratch,
+						  ctx->pool->bufs[i]);
+		}
+		if (len > 0)
+			fetch_out_add(cmd, ctx, i, len);
+		if (is_end && !imap_binary_is_done(&ctx->bin))
+			return -1;	/* the file changed since measured */
+	}
+	ctx->is_streaming = false;
+	ctx->is_binary = false;
+	return 1;
+}
+
 /* Streams the current literal while the output has room. Returns 1 done,
  * 0 output full, -1 read error or size mismatch. */
 static int fetch_stream(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 {
-	struct evbuffer *out = imap_client_output(cmd->client);
 	struct fetch_pool *pool;
 	size_t want, len;
 	ssize_t r;
 	int i;
 
+	if (ctx->is_binary)
+		return fetch_stream_binary(cmd, ctx);
 	while (!imap_crlf_is_done(&ctx->crlf)) {
 		if (imap_client_output_full(cmd->client) ||
 		    (i = fetch_pool_get(ctx)) < 0)
@@ -607,11 +873,7 @@ static int fetch_stream(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 					pool->bufs[i]);
 		if (len == 0)
 			continue;	/* all skipped (partial start) */
-		pool->is_busy[i] = true;
-		pool->refs++;
-		if (evbuffer_add_reference(out, pool->bufs[i], len,
-					   fetch_pool_release, pool) < 0)
-			log_fatal("imap fetch: evbuffer_add_reference failed");
+		fetch_out_add(cmd, ctx, i, len);
 	}
 	ctx->is_streaming = false;
 	return 1;
@@ -680,7 +942,10 @@ static int fetch_msg_items(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 			evbuffer_add(out, " ", 1);
 		if (item->type < IMAP_FETCH_RFC822)
 			fetch_write_simple(cmd, ctx, item, msg);
-		else if (fetch_write_section(cmd, ctx, item, msg) < 0)
+		else if (item->type >= IMAP_FETCH_BINARY) {
+			if (fetch_write_binary(cmd, ctx, item, msg) < 0)
+				return -1;
+		} else if (fetch_write_section(cmd, ctx, item, msg) < 0)
 			return -1;
 	}
 	fetch_msg_close(cmd, ctx, msg);
@@ -689,7 +954,15 @@ static int fetch_msg_items(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 
 static void fetch_finish(struct imap_cmd *cmd, struct fetch_ctx *ctx)
 {
-	if (ctx->any_failed)
+	if (ctx->any_not_leaf)
+		/* RFC 9051 6.4.5: BINARY only for leaf body parts */
+		imap_cmd_bad(cmd, "FETCH BINARY[] of a multipart or "
+			     "message/rfc822 part");
+	else if (ctx->any_unknown_cte)
+		/* RFC 3516 4.3 */
+		imap_cmd_no(cmd, "[UNKNOWN-CTE] Unknown Content-Transfer-"
+			    "Encoding in FETCH BINARY[]");
+	else if (ctx->any_failed)
 		imap_cmd_no(cmd, "[SERVERBUG] Internal error fetching some "
 			    "messages");
 	else if (ctx->any_expunged)
@@ -788,6 +1061,12 @@ int cmd_fetch(struct imap_cmd *cmd)
 		imap_cmd_bad(cmd, "%s", error);
 		return IMAP_CMD_DONE;
 	}
+	/* RFC 7162 3.2.6: VANISHED needs ENABLE QRESYNC. */
+	if (ctx->spec.has_vanished &&
+	    !(cmd->client->enabled & IMAP_ENABLED_QRESYNC)) {
+		imap_cmd_bad(cmd, "VANISHED needs ENABLE QRESYNC");
+		return IMAP_CMD_DONE;
+	}
 	if (imap_client_seqset(cmd->client, &cmd->args[0], cmd->uid,
 			       &ctx->seqs, &ctx->count, &error) < 0) {
 		imap_cmd_bad(cmd, "%s", error);
@@ -795,10 +1074,21 @@ int cmd_fetch(struct imap_cmd *cmd)
 	}
 	if (ctx->spec.needs & IMAP_FETCH_NEED_FILE)
 		ctx->buf = xmalloc(FETCH_CHUNK_SIZE);
-	for (size_t i = 0; i < ctx->spec.count; i++)
+	for (size_t i = 0; i < ctx->spec.count; i++) {
 		ctx->needs_data |= ctx->spec.items[i].type >= IMAP_FETCH_RFC822;
+		ctx->has_binary |= ctx->spec.items[i].type >=
+			IMAP_FETCH_BINARY;
+	}
+	if (ctx->has_binary) {
+		ctx->bin_scratch = xmalloc(2 * FETCH_CHUNK_SIZE);
+		ctx->bin_out = xmalloc(2 * FETCH_CHUNK_SIZE);
+	}
 	if (ctx->spec.has_modseq)
 		fetch_enable_condstore(cmd->client);
+	/* RFC 7162 3.2.6: VANISHED (EARLIER) before any FETCH response. */
+	if (ctx->spec.has_vanished)
+		(void)imap_vanished_send_for_set(cmd->client, &cmd->args[0],
+						 ctx->spec.changedsince);
 	cmd->resume = fetch_continue;
 	return fetch_continue(cmd);
 }

@@ -2,7 +2,8 @@
  * 6.3): SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE,
  * STATUS, NAMESPACE (RFC 2342), and LIST/LSUB with LIST-EXTENDED (RFC
  * 5258), LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), CHILDREN (RFC
- * 3348).
+ * 3348); the CONDSTORE and QRESYNC parameters of SELECT/EXAMINE (RFC
+ * 7162 3.1.8, 3.2.5: VANISHED (EARLIER) and FETCH of what changed).
  *
  * Names: client spelling -> store spelling via imap_mailbox_name.h;
  * client->mailbox_name holds the store spelling. Not here: message-level
@@ -18,7 +19,10 @@
 #include "imap/imap_client.h"
 #include "imap/imap_mailbox_name.h"
 #include "imap/imap_quote.h"
+#include "imap/imap_seqset.h"
+#include "imap/imap_vanished.h"
 #include "lib/log.h"
+#include "lib/strnum.h"
 #include "lib/xmalloc.h"
 
 static unsigned mb_list_flags(struct imap_client *client,
@@ -175,10 +179,97 @@ static void select_send_status(struct imap_client *client)
 			     store_mailbox_highestmodseq(client->mb));
 }
 
-/* SELECT parameters (RFC 4466): only (CONDSTORE), RFC 7162 3.1.8. */
+/* RFC 7162 3.2.5: SELECT/EXAMINE (QRESYNC (uidvalidity modseq
+ * [known-uids] [(known-sequence-set known-uid-set)])). Kept in cmd->ctx
+ * while the FETCH replies go out. */
+struct select_qresync {
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	bool has_known;
+	struct imap_seqset known;	/* known-uids (UIDs) */
+	bool has_match;
+	struct imap_seqset match_seqs, match_uids;	/* seq-match-data */
+	uint32_t next_seq;		/* FETCH replies: next message */
+};
+
+/* mod-sequence-value (RFC 7162 7): 63 bits. */
+#define SELECT_MODSEQ_MAX UINT64_C(9223372036854775807)
+
+static void select_qresync_free(void *ctx)
+{
+	struct select_qresync *qr = ctx;
+
+	imap_seqset_free(&qr->known);
+	imap_seqset_free(&qr->match_seqs);
+	imap_seqset_free(&qr->match_uids);
+	free(qr);
+}
+
+/* A known-uids / known-sequence-set / known-uid-set: no '*', no '$'. */
+static int select_parse_set(const struct imap_arg *arg,
+			    struct imap_seqset *set)
+{
+	const char *error;
+	bool is_saved;
+
+	if (arg->type != IMAP_ARG_ATOM)
+		return -1;
+	if (imap_seqset_parse(arg->str, strlen(arg->str), 0, set, &is_saved,
+			      &error) < 0)
+		return -1;
+	return set->has_star || is_saved ? -1 : 0;
+}
+
+/* (known-sequence-set known-uid-set), both of one size (3.2.5.2). */
+static int select_parse_match(const struct imap_arg *arg,
+			      struct select_qresync *qr)
+{
+	const struct imap_arg *list;
+	size_t count;
+
+	if (!imap_arg_get_list(arg, &list, &count) || count != 2)
+		return -1;
+	qr->has_match = true;
+	if (select_parse_set(&list[0], &qr->match_seqs) < 0 ||
+	    select_parse_set(&list[1], &qr->match_uids) < 0)
+		return -1;
+	return imap_seqset_count(&qr->match_seqs) ==
+		imap_seqset_count(&qr->match_uids) ? 0 : -1;
+}
+
+/* The QRESYNC parameter's list; -1 when it is not valid syntax. */
+static int select_parse_qresync(const struct imap_arg *arg,
+				struct select_qresync *qr)
+{
+	const struct imap_arg *list;
+	const char *str;
+	uint64_t num;
+	size_t count, i = 2;
+
+	if (!imap_arg_get_list(arg, &list, &count) || count < 2 ||
+	    count > 4 || !imap_arg_get_atom(&list[0], &str) ||
+	    str_to_u64z(str, UINT32_MAX, &num) < 0 || num == 0)
+		return -1;
+	qr->uidvalidity = (uint32_t)num;
+	if (!imap_arg_get_atom(&list[1], &str) ||
+	    str_to_u64z(str, SELECT_MODSEQ_MAX, &qr->modseq) < 0)
+		return -1;
+	if (i < count && list[i].type == IMAP_ARG_ATOM) {
+		qr->has_known = true;
+		if (select_parse_set(&list[i++], &qr->known) < 0)
+			return -1;
+	}
+	if (i < count && select_parse_match(&list[i++], qr) < 0)
+		return -1;
+	return i == count ? 0 : -1;
+}
+
+/* SELECT parameters (RFC 4466): (CONDSTORE), RFC 7162 3.1.8, and
+ * (QRESYNC (...)), 3.2.5, which sets cmd->ctx. Replies BAD itself. */
 static int select_parse_params(struct imap_cmd *cmd, bool *condstore_r)
 {
 	const struct imap_arg *list;
+	struct select_qresync *qr;
 	size_t count;
 
 	*condstore_r = false;
@@ -192,8 +283,23 @@ static int select_parse_params(struct imap_cmd *cmd, bool *condstore_r)
 	for (size_t i = 0; i < count; i++) {
 		if (imap_arg_atom_equals(&list[i], "CONDSTORE")) {
 			*condstore_r = true;
-		} else {
+			continue;
+		}
+		if (!imap_arg_atom_equals(&list[i], "QRESYNC") ||
+		    cmd->ctx != NULL || i + 1 == count) {
 			imap_cmd_bad(cmd, "Unsupported SELECT parameter");
+			return -1;
+		}
+		/* RFC 7162 3.2.5: BAD unless QRESYNC was enabled. */
+		if (!(cmd->client->enabled & IMAP_ENABLED_QRESYNC)) {
+			imap_cmd_bad(cmd, "QRESYNC not enabled");
+			return -1;
+		}
+		qr = xcalloc(1, sizeof(*qr));
+		cmd->ctx = qr;
+		cmd->ctx_free = select_qresync_free;
+		if (select_parse_qresync(&list[++i], qr) < 0) {
+			imap_cmd_bad(cmd, "Invalid QRESYNC parameter");
 			return -1;
 		}
 	}
@@ -230,6 +336,89 @@ static int select_open(struct imap_cmd *cmd, char *name)
 	return 0;
 }
 
+static int select_done(struct imap_cmd *cmd)
+{
+	imap_cmd_ok(cmd, "%s %s completed", cmd->client->is_readonly ?
+		    "[READ-ONLY]" : "[READ-WRITE]", cmd->name);
+	return IMAP_CMD_DONE;
+}
+
+/* RFC 7162 3.2.5.2: UIDs up to the last pair of seq-match-data that
+ * matches the mailbox (in order, until the first mismatch) are known to
+ * the client: no VANISHED for them. Returns the lowest UID to report. */
+static uint32_t qresync_min_uid(struct imap_client *client,
+				const struct select_qresync *qr)
+{
+	uint32_t seq, uid, min_uid = 1, count = imap_client_count(client);
+	struct imap_seqset_iter si, ui;
+
+	if (!qr->has_match)
+		return 1;
+	imap_seqset_iter_init(&si);
+	imap_seqset_iter_init(&ui);
+	while (imap_seqset_iter_next(&qr->match_seqs, &si, &seq) &&
+	       imap_seqset_iter_next(&qr->match_uids, &ui, &uid)) {
+		if (seq > count || imap_client_msg(client, seq)->uid != uid ||
+		    uid == UINT32_MAX)
+			break;
+		min_uid = uid + 1;
+	}
+	return min_uid;
+}
+
+/* The flag changes since qr->modseq of the known UIDs, as FETCH (UID
+ * FLAGS MODSEQ), a slice until the output is full. */
+static int select_qresync_fetch(struct imap_cmd *cmd)
+{
+	struct select_qresync *qr = cmd->ctx;
+	struct imap_client *client = cmd->client;
+	struct evbuffer *out = imap_client_output(client);
+	uint32_t count = imap_client_count(client);
+
+	for (; qr->next_seq <= count; qr->next_seq++) {
+		const struct store_msg *msg = imap_client_msg(client,
+							      qr->next_seq);
+
+		if (msg->modseq <= qr->modseq ||
+		    !imap_seqset_contains(&qr->known, msg->uid))
+			continue;
+		if (imap_client_output_full(client))
+			return IMAP_CMD_AGAIN;	/* resumed on drain */
+		evbuffer_add_printf(out, "* %u FETCH (UID %u FLAGS (",
+				    qr->next_seq, msg->uid);
+		imap_client_append_flags(client, out, msg);
+		evbuffer_add_printf(out, ") MODSEQ (%llu))\r\n",
+				    (unsigned long long)msg->modseq);
+	}
+	return select_done(cmd);
+}
+
+/* RFC 7162 3.2.5.1: after the usual responses, VANISHED (EARLIER) and
+ * then FETCH for what changed since the client's modseq; nothing when
+ * its UIDVALIDITY is not the mailbox's. */
+static int select_qresync(struct imap_cmd *cmd)
+{
+	struct select_qresync *qr = cmd->ctx;
+	struct imap_client *client = cmd->client;
+	uint32_t uidnext = store_mailbox_uidnext(client->mb);
+
+	if (qr->uidvalidity != store_mailbox_uidvalidity(client->mb))
+		return select_done(cmd);
+	if (!qr->has_known && uidnext > 1) {
+		/* "1:<maxuid>"; an unused mailbox: the empty set */
+		qr->known.ranges = xcalloc(1, sizeof(*qr->known.ranges));
+		qr->known.ranges[0].first = 1;
+		qr->known.ranges[0].last = uidnext - 1;
+		qr->known.count = 1;
+	}
+	(void)imap_vanished_send_earlier(client, &qr->known,
+					 qresync_min_uid(client, qr),
+					 qr->modseq);
+	qr->next_seq = 1;
+	cmd->resume = select_qresync_fetch;
+	return select_qresync_fetch(cmd);
+}
+
 int cmd_select(struct imap_cmd *cmd)
 {
 	struct imap_client *client = cmd->client;
@@ -244,8 +433,9 @@ int cmd_select(struct imap_cmd *cmd)
 		return IMAP_CMD_DONE;
 	/* RFC 3501 6.3.1: a failed SELECT leaves no mailbox selected. */
 	imap_client_unselect(client);
-	if (was_selected && (client->enabled & (IMAP_ENABLED_QRESYNC |
-						IMAP_ENABLED_IMAP4REV2)))
+	/* RFC 7162 3.2.11: [CLOSED] whenever a mailbox was selected, as we
+	 * advertise CONDSTORE and QRESYNC. */
+	if (was_selected)
 		imap_client_untagged(client, "OK [CLOSED] Previous mailbox "
 				     "closed.");
 	if (mb_arg(cmd, &cmd->args[0], &name) < 0)
@@ -257,9 +447,9 @@ int cmd_select(struct imap_cmd *cmd)
 	if (condstore)
 		client->enabled |= IMAP_ENABLED_CONDSTORE;
 	select_send_status(client);
-	imap_cmd_ok(cmd, "%s %s completed", client->is_readonly ?
-		    "[READ-ONLY]" : "[READ-WRITE]", cmd->name);
-	return IMAP_CMD_DONE;
+	if (cmd->ctx != NULL)
+		return select_qresync(cmd);
+	return select_done(cmd);
 }
 
 /* ---- CREATE / DELETE / RENAME ---- */

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -408,6 +409,22 @@ static void search_env_init(struct imap_client *client,
 	env->now = time(NULL);
 }
 
+/* RFC 6855 3: after ENABLE UTF8=ACCEPT a SEARCH CHARSET other than
+ * UTF-8 (or its subset US-ASCII, RFC 9051 6.4.4) conflicts. */
+static bool search_charset_conflicts(const struct imap_client *client,
+				     const struct imap_arg *args,
+				     size_t count)
+{
+	const char *cs;
+
+	if ((client->enabled & IMAP_ENABLED_UTF8) == 0 || count < 2 ||
+	    !imap_arg_atom_equals(&args[0], "CHARSET"))
+		return false;
+	return !imap_arg_get_astring(&args[1], &cs, NULL) ||
+		(strcasecmp(cs, "UTF-8") != 0 &&
+		 strcasecmp(cs, "US-ASCII") != 0);
+}
+
 int cmd_search(struct imap_cmd *cmd)
 {
 	struct imap_client *client = cmd->client;
@@ -427,6 +444,13 @@ int cmd_search(struct imap_cmd *cmd)
 	}
 	if (ctx->is_esearch && ctx->ret == 0)
 		ctx->ret = SEARCH_RETURN_ALL;	/* RFC 9051 6.4.4 */
+	if (search_charset_conflicts(client, cmd->args + used,
+				     cmd->args_count - (size_t)used)) {
+		if (ctx->ret & SEARCH_RETURN_SAVE)
+			client->saved_count = 0;
+		imap_cmd_bad(cmd, "CHARSET conflicts with UTF8=ACCEPT");
+		return IMAP_CMD_DONE;
+	}
 	search_env_init(client, &env);
 	ret = imap_search_parse(cmd->args + used, cmd->args_count -
 				(size_t)used, &env, &ctx->prog, &error);

@@ -252,6 +252,13 @@ resolve_path(const struct message_part *root, const unsigned int *path,
 	return p;
 }
 
+const struct message_part *
+imap_section_part(const struct message_part *root, const unsigned int *path,
+		  unsigned int path_len)
+{
+	return resolve_path(root, path, path_len);
+}
+
 static void range_header(const struct message_part *p,
 			 struct imap_section_range *r)
 {

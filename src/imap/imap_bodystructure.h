@@ -49,6 +49,13 @@ int imap_section_lookup(const struct message_part *root,
 			enum imap_section_kind kind,
 			struct imap_section_range *range_r);
 
+/* The part that path (path_len >= 1) names, as imap_section_lookup
+ * resolves it (a single part's trailing ".1" is the part itself), or
+ * NULL when there is none. For BINARY[path] (RFC 3516). */
+const struct message_part *
+imap_section_part(const struct message_part *root, const unsigned int *path,
+		  unsigned int path_len);
+
 /* Parses a section spec like "1.2.HEADER.FIELDS" / "TEXT" / "3" (no
  * field list) into path and kind. Returns 0, or -1 on bad syntax. */
 int imap_section_parse(const char *spec, unsigned int *path,

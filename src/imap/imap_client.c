@@ -8,6 +8,7 @@
 #include "imap/imap_capability.h"
 #include "imap/imap_quote.h"
 #include "imap/imap_seqset.h"
+#include "imap/imap_vanished.h"
 #include "auth/auth.h"
 #include "conf/config.h"
 #include "lib/log.h"
@@ -262,10 +263,16 @@ static void imap_client_send_changes(struct imap_client *client,
 {
 	uint32_t count = imap_client_count(client), recent;
 
-	/* RFC 3501 7.4.1: each EXPUNGE shifts the later numbers down. */
-	for (size_t i = 0; i < ch->expunged_count; i++)
-		imap_client_untagged(client, "%u EXPUNGE",
-				     ch->expunged_seqs[i] - (uint32_t)i);
+	/* RFC 7162 3.2.10.2: with QRESYNC one VANISHED (UIDs) instead.
+	 * RFC 3501 7.4.1: each EXPUNGE shifts the later numbers down. */
+	if (client->enabled & IMAP_ENABLED_QRESYNC) {
+		imap_vanished_send(client, ch->expunged_uids,
+				   ch->expunged_count);
+	} else {
+		for (size_t i = 0; i < ch->expunged_count; i++)
+			imap_client_untagged(client, "%u EXPUNGE",
+				ch->expunged_seqs[i] - (uint32_t)i);
+	}
 	/* Each EXPUNGE already lowered the client's message count. */
 	client->exists_sent -= ch->expunged_count < client->exists_sent ?
 		(uint32_t)ch->expunged_count : client->exists_sent;
@@ -787,7 +794,8 @@ static void imap_client_literal(struct imap_client *client)
 		imap_parser_partial(client->parser);
 
 	if (partial->name != NULL && strcmp(partial->name, "APPEND") == 0 &&
-	    info->depth == 0 && client->state != IMAP_STATE_NOT_AUTH) {
+	    info->depth <= 1 &&	/* 1: RFC 6855 "UTF8 (~{n})" */
+	    client->state != IMAP_STATE_NOT_AUTH) {
 		if (imap_append_literal_start(client, partial, info) < 0) {
 			imap_parser_abort_command(client->parser);
 			return;
@@ -838,6 +846,8 @@ static void imap_client_parser_settings(const struct imap_client *client,
 			max_line = 65536;
 	}
 	pset->max_line_length = max_line;
+	/* RFC 6855 3: UTF-8 in quoted strings after ENABLE UTF8=ACCEPT */
+	pset->utf8 = (client->enabled & IMAP_ENABLED_UTF8) != 0;
 }
 
 void imap_client_parser_update(struct imap_client *client)

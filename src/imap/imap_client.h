@@ -263,5 +263,6 @@ int cmd_fetch(struct imap_cmd *cmd);
 int cmd_store(struct imap_cmd *cmd);
 int cmd_copy(struct imap_cmd *cmd);	/* also MOVE */
 int cmd_search(struct imap_cmd *cmd);
+int cmd_compress(struct imap_cmd *cmd);	/* cmd_compress.c, RFC 4978 */
 
 #endif

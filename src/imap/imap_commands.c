@@ -31,6 +31,7 @@ static const struct imap_cmd_def imap_commands[] = {
 	{ "STATUS", cmd_status, AUTHED },
 	{ "APPEND", cmd_append, AUTHED },
 	{ "IDLE", cmd_idle, AUTHED },
+	{ "COMPRESS", cmd_compress, AUTHED },
 	{ "CHECK", cmd_check, SEL | IMAP_CMD_SELECTED },
 	{ "CLOSE", cmd_close, SEL | IMAP_CMD_SELECTED },
 	{ "UNSELECT", cmd_close, SEL | IMAP_CMD_SELECTED },

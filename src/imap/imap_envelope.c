@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imap/imap_quote.h"
+#include "lib/utf8.h"
 #include "lib/xmalloc.h"
 
 #include "mail/rfc5322.h"
 
 /* Like Dovecot: quoted strings take up to 4 escapes before a literal is
- * shorter; CR, LF, NUL and 8-bit bytes need a literal. */
+ * shorter; CR, LF, NUL and 8-bit bytes need a literal, but with
+ * IMAP_QUOTE_UTF8 (UTF8=ACCEPT, RFC 6855 3) valid UTF-8 may be quoted. */
 #define QUOTED_MAX_ESCAPES 4
 
 /* A literal holds CHAR8 (RFC 3501 9: no NUL), so NUL goes out as 0x80
@@ -31,10 +34,19 @@ static void append_literal(struct evbuffer *out, const char *s, size_t len)
 	evbuffer_add(out, s, len);
 }
 
+/* 8-bit s may go out quoted: UTF-8 session, valid UTF-8. */
+static bool can_quote_8bit(const char *s, size_t len, unsigned flags)
+{
+	return (flags & IMAP_QUOTE_UTF8) != 0 &&
+		utf8_is_valid((const unsigned char *)s, len);
+}
+
 /* TODO: use imap_append_nstring() from imap/imap_quote.h when it exists */
-static void append_nstring(struct evbuffer *out, const char *s, size_t len)
+static void append_nstring(struct evbuffer *out, const char *s, size_t len,
+			   unsigned flags)
 {
 	unsigned int escapes = 0;
+	bool has_8bit = false;
 	size_t i, start;
 
 	if (s == NULL) {
@@ -47,11 +59,13 @@ static void append_nstring(struct evbuffer *out, const char *s, size_t len)
 		if (c == '"' || c == '\\') {
 			if (++escapes > QUOTED_MAX_ESCAPES)
 				break;
-		} else if (c == '\r' || c == '\n' || c == '\0' || c >= 0x80) {
+		} else if (c == '\r' || c == '\n' || c == '\0') {
 			break;
+		} else if (c >= 0x80) {
+			has_8bit = true;
 		}
 	}
-	if (i < len) {
+	if (i < len || (has_8bit && !can_quote_8bit(s, len, flags))) {
 		append_literal(out, s, len);
 		return;
 	}
@@ -70,8 +84,8 @@ static void append_nstring(struct evbuffer *out, const char *s, size_t len)
 /* Dovecot's imap_append_string_for_humans(): CR/LF dropped, TAB and
  * runs of white space become one space, no leading/trailing space, NUL
  * becomes 0x80; quoted if nothing needed changing, else a literal. */
-void imap_envelope_append_for_humans(struct evbuffer *out, const char *s,
-				     size_t len)
+static void append_for_humans(struct evbuffer *out, const char *s,
+			      size_t len, unsigned flags)
 {
 	bool last_lwsp = true, special = false;
 	size_t i, n = 0;
@@ -88,7 +102,8 @@ void imap_envelope_append_for_humans(struct evbuffer *out, const char *s,
 			last_lwsp = true;
 			continue;
 		}
-		if (c == '"' || c == '\\' || c == '\0' || c >= 0x80)
+		if (c == '"' || c == '\\' || c == '\0' ||
+		    (c >= 0x80 && (flags & IMAP_QUOTE_UTF8) == 0))
 			special = true;
 		d[n++] = c == '\0' ? (char)0x80 : (char)c;
 		last_lwsp = false;
@@ -97,7 +112,8 @@ void imap_envelope_append_for_humans(struct evbuffer *out, const char *s,
 		n--;
 	if (n == 0)
 		evbuffer_add(out, "\"\"", 2);
-	else if (!special && n == len && memcmp(d, s, n) == 0) {
+	else if (!special && n == len && memcmp(d, s, n) == 0 &&
+		 (flags == 0 || can_quote_8bit(d, n, flags))) {
 		evbuffer_add(out, "\"", 1);
 		evbuffer_add(out, d, n);
 		evbuffer_add(out, "\"", 1);
@@ -107,16 +123,22 @@ void imap_envelope_append_for_humans(struct evbuffer *out, const char *s,
 	free(d);
 }
 
+void imap_envelope_append_for_humans(struct evbuffer *out, const char *s,
+				     size_t len)
+{
+	append_for_humans(out, s, len, 0);
+}
+
 /* nstring of a header value with its CR and LF removed (unfolded). */
-void imap_envelope_append_nstring(struct evbuffer *out, const char *s,
-				  size_t len)
+static void append_unfolded(struct evbuffer *out, const char *s,
+			    size_t len, unsigned flags)
 {
 	char *tmp;
 	size_t i, n = 0;
 
 	if (s == NULL || (memchr(s, '\n', len) == NULL &&
 			  memchr(s, '\r', len) == NULL)) {
-		append_nstring(out, s, len);
+		append_nstring(out, s, len, flags);
 		return;
 	}
 	tmp = xmalloc(len);
@@ -124,12 +146,18 @@ void imap_envelope_append_nstring(struct evbuffer *out, const char *s,
 		if (s[i] != '\r' && s[i] != '\n')
 			tmp[n++] = s[i];
 	}
-	append_nstring(out, tmp, n);
+	append_nstring(out, tmp, n, flags);
 	free(tmp);
 }
 
+void imap_envelope_append_nstring(struct evbuffer *out, const char *s,
+				  size_t len)
+{
+	append_unfolded(out, s, len, 0);
+}
+
 static void write_addresses(struct evbuffer *out, const char *value,
-			    size_t len)
+			    size_t len, unsigned flags)
 {
 	struct rfc5322_address *list, *a;
 
@@ -144,18 +172,17 @@ static void write_addresses(struct evbuffer *out, const char *value,
 		if (a->name == NULL)
 			evbuffer_add(out, "NIL", 3);
 		else
-			imap_envelope_append_for_humans(out, a->name,
-							strlen(a->name));
+			append_for_humans(out, a->name, strlen(a->name),
+					  flags);
 		evbuffer_add(out, " ", 1);
-		imap_envelope_append_nstring(out, a->route, a->route == NULL ?
-					     0 : strlen(a->route));
+		append_unfolded(out, a->route, a->route == NULL ? 0 :
+				strlen(a->route), flags);
 		evbuffer_add(out, " ", 1);
-		imap_envelope_append_nstring(out, a->mailbox,
-					     a->mailbox == NULL ? 0 :
-					     strlen(a->mailbox));
+		append_unfolded(out, a->mailbox, a->mailbox == NULL ? 0 :
+				strlen(a->mailbox), flags);
 		evbuffer_add(out, " ", 1);
-		imap_envelope_append_nstring(out, a->domain, a->domain == NULL ?
-					     0 : strlen(a->domain));
+		append_unfolded(out, a->domain, a->domain == NULL ? 0 :
+				strlen(a->domain), flags);
 		evbuffer_add(out, ")", 1);
 	}
 	evbuffer_add(out, ")", 1);
@@ -177,16 +204,22 @@ static bool has_addresses(const struct message_part *m, enum message_field f)
 
 static void write_addr_field(struct evbuffer *out,
 			     const struct message_part *m,
-			     enum message_field f)
+			     enum message_field f, unsigned flags)
 {
 	if ((f == MESSAGE_FIELD_SENDER || f == MESSAGE_FIELD_REPLY_TO) &&
 	    !has_addresses(m, f))
 		f = MESSAGE_FIELD_FROM;
 	evbuffer_add(out, " ", 1);
-	write_addresses(out, m->fields[f], m->field_lens[f]);
+	write_addresses(out, m->fields[f], m->field_lens[f], flags);
 }
 
 void imap_envelope_write(struct evbuffer *out, const struct message_part *m)
+{
+	imap_envelope_write_flags(out, m, 0);
+}
+
+void imap_envelope_write_flags(struct evbuffer *out,
+			       const struct message_part *m, unsigned flags)
 {
 	enum message_field f;
 
@@ -196,22 +229,21 @@ void imap_envelope_write(struct evbuffer *out, const struct message_part *m)
 		return;
 	}
 	evbuffer_add(out, "(", 1);
-	imap_envelope_append_nstring(out, m->fields[MESSAGE_FIELD_DATE],
-				     m->field_lens[MESSAGE_FIELD_DATE]);
+	append_unfolded(out, m->fields[MESSAGE_FIELD_DATE],
+			m->field_lens[MESSAGE_FIELD_DATE], flags);
 	evbuffer_add(out, " ", 1);
 	if (m->fields[MESSAGE_FIELD_SUBJECT] == NULL)
 		evbuffer_add(out, "NIL", 3);
 	else
-		imap_envelope_append_for_humans(out,
-			m->fields[MESSAGE_FIELD_SUBJECT],
-			m->field_lens[MESSAGE_FIELD_SUBJECT]);
+		append_for_humans(out, m->fields[MESSAGE_FIELD_SUBJECT],
+				  m->field_lens[MESSAGE_FIELD_SUBJECT], flags);
 	for (f = MESSAGE_FIELD_FROM; f <= MESSAGE_FIELD_BCC; f++)
-		write_addr_field(out, m, f);
+		write_addr_field(out, m, f, flags);
 	evbuffer_add(out, " ", 1);
-	imap_envelope_append_nstring(out, m->fields[MESSAGE_FIELD_IN_REPLY_TO],
-				     m->field_lens[MESSAGE_FIELD_IN_REPLY_TO]);
+	append_unfolded(out, m->fields[MESSAGE_FIELD_IN_REPLY_TO],
+			m->field_lens[MESSAGE_FIELD_IN_REPLY_TO], flags);
 	evbuffer_add(out, " ", 1);
-	imap_envelope_append_nstring(out, m->fields[MESSAGE_FIELD_MESSAGE_ID],
-				     m->field_lens[MESSAGE_FIELD_MESSAGE_ID]);
+	append_unfolded(out, m->fields[MESSAGE_FIELD_MESSAGE_ID],
+			m->field_lens[MESSAGE_FIELD_MESSAGE_ID], flags);
 	evbuffer_add(out, ")", 1);
 }

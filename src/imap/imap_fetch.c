@@ -1,8 +1,8 @@
 /* imap_fetch.c: fetch-att parsing (RFC 3501 6.4.5 / 9 "fetch-att", RFC
- * 7162 3.1.4 CHANGEDSINCE) and the LF -> CRLF range converter used to
- * stream BODY[...] (see imap_fetch.h). BINARY[] (RFC 3516) is not
- * implemented: it is refused as an unknown item. Also the MIME tree's
- * cache entry (imap_parts_cache_*). */
+ * 3516 BINARY*, RFC 7162 3.1.4 CHANGEDSINCE), the LF -> CRLF range
+ * converter used to stream BODY[...] and the decoding one for BINARY[...]
+ * (see imap_fetch.h). Also the MIME tree's cache entry
+ * (imap_parts_cache_*). */
 #include "imap/imap_fetch.h"
 
 #include <ctype.h>
@@ -300,6 +300,55 @@ out:
 	return ret;
 }
 
+/* BINARY[...], BINARY.PEEK[...], BINARY.SIZE[...] (RFC 3516 7:
+ * section-binary = "[" [section-part] "]"; partial, not for SIZE). */
+static int fetch_add_binary(struct imap_fetch_spec *spec, const char *atom,
+			    const char **error_r)
+{
+	bool is_size = strncasecmp(atom, "BINARY.SIZE[", 12) == 0;
+	bool is_peek = strncasecmp(atom, "BINARY.PEEK[", 12) == 0;
+	const char *spec_start = atom + (is_size || is_peek ? 12 : 7);
+	const char *close = strchr(spec_start, ']');
+	struct evbuffer *label = evbuffer_new();
+	struct imap_fetch_item *item;
+	int ret = -1;
+
+	if ((item = fetch_new_item(spec, error_r)) == NULL)
+		goto out;
+	item->type = is_size ? IMAP_FETCH_BINARY_SIZE : IMAP_FETCH_BINARY;
+	evbuffer_add_printf(label, "%s[", is_size ? "BINARY.SIZE" : "BINARY");
+	if (close == NULL ||
+	    fetch_section_spec(item, spec_start, (size_t)(close - spec_start),
+			       label, error_r) < 0 ||
+	    item->kind != IMAP_SECTION_NONE) {
+		*error_r = "Invalid section in FETCH BINARY[]: only part "
+			"numbers are allowed";
+		goto out;
+	}
+	if (is_size && close[1] != '\0') {
+		*error_r = "FETCH BINARY.SIZE[] takes no partial range";
+		goto out;
+	}
+	if (fetch_parse_partial(item, close + 1, error_r) < 0)
+		goto out;
+	evbuffer_add(label, "]", 1);
+	if (item->has_partial)
+		evbuffer_add_printf(label, "<%llu>",
+				    (unsigned long long)item->partial_start);
+	fetch_section_needs(item, is_peek || is_size);
+	/* BINARY[] needs the root's CTE and type */
+	if (item->path_len == 0)
+		item->needs |= IMAP_FETCH_NEED_HEADER;
+	spec->needs |= item->needs;
+	ret = 0;
+out:
+	if (item != NULL)
+		item->label = fetch_buf_take(label);
+	else
+		evbuffer_free(label);
+	return ret;
+}
+
 /* One fetch-att at args[*i]. */
 static int fetch_parse_att(struct imap_fetch_spec *spec,
 			   const struct imap_arg *args, size_t count,
@@ -316,6 +365,12 @@ static int fetch_parse_att(struct imap_fetch_spec *spec,
 	if (strncasecmp(atom, "BODY[", 5) == 0 ||
 	    strncasecmp(atom, "BODY.PEEK[", 10) == 0)
 		return fetch_add_section(spec, args, count, i, atom, error_r);
+	if (strncasecmp(atom, "BINARY[", 7) == 0 ||
+	    strncasecmp(atom, "BINARY.PEEK[", 12) == 0 ||
+	    strncasecmp(atom, "BINARY.SIZE[", 12) == 0) {
+		(*i)++;
+		return fetch_add_binary(spec, atom, error_r);
+	}
 	ret = fetch_add_simple(spec, atom, error_r);
 	if (ret == 0)
 		*error_r = "Unknown FETCH item";
@@ -355,7 +410,13 @@ static int fetch_parse_modifiers(struct imap_fetch_spec *spec,
 		*error_r = "Invalid FETCH modifiers";
 		return -1;
 	}
-	for (size_t i = 0; i < count; i += 2) {
+	for (size_t i = 0; i < count; i++) {
+		/* RFC 7162 3.2.6: "VANISHED" (checked in imap_fetch_parse) */
+		if (imap_arg_atom_equals(&mods[i], "VANISHED") &&
+		    !spec->has_vanished) {
+			spec->has_vanished = true;
+			continue;
+		}
 		if (!imap_arg_atom_equals(&mods[i], "CHANGEDSINCE") ||
 		    i + 1 >= count || spec->has_changedsince ||
 		    !imap_arg_get_atom(&mods[i + 1], &num) ||
@@ -365,6 +426,7 @@ static int fetch_parse_modifiers(struct imap_fetch_spec *spec,
 			return -1;
 		}
 		spec->has_changedsince = true;
+		i++;
 	}
 	return 0;
 }
@@ -439,6 +501,11 @@ int imap_fetch_parse(const struct imap_arg *args, size_t count, bool is_uid,
 				*error_r = "Invalid FETCH arguments";
 			return -1;
 		}
+	}
+	/* RFC 7162 3.2.6: VANISHED only in UID FETCH, with CHANGEDSINCE. */
+	if (spec->has_vanished && (!is_uid || !spec->has_changedsince)) {
+		*error_r = "VANISHED needs UID FETCH and CHANGEDSINCE";
+		return -1;
 	}
 	/* RFC 7162 3.1.4.1: CHANGEDSINCE implies MODSEQ. */
 	if (spec->has_changedsince &&
@@ -538,6 +605,69 @@ size_t imap_crlf_convert(struct imap_crlf *c, const void *in, size_t in_len,
 		p = lf + 1;
 	}
 	return (size_t)(o - (unsigned char *)out);
+}
+
+/* ---- BINARY[] ---- */
+
+void imap_binary_init(struct imap_binary *b, enum decode_type type,
+		      uint64_t plain_len, uint64_t skip, uint64_t count)
+{
+	memset(b, 0, sizeof(*b));
+	imap_crlf_init(&b->crlf, 0, UINT64_MAX);
+	decode_init(&b->dec, type);
+	b->plain_left = plain_len;
+	b->skip = skip;
+	b->left = count;
+}
+
+/* Takes n fresh decoded octets at out[0..n): counts them, drops those
+ * before skip and after left, keeps the rest at out[0..). Returns the
+ * octets kept. */
+static size_t binary_clip(struct imap_binary *b, unsigned char *out,
+			  size_t n)
+{
+	size_t drop = 0;
+
+	b->size += n;
+	if (b->skip > 0) {
+		drop = b->skip < n ? (size_t)b->skip : n;
+		b->skip -= drop;
+	}
+	n -= drop;
+	if (n > b->left)
+		n = (size_t)b->left;
+	if (n > 0 && drop > 0)
+		memmove(out, out + drop, n);
+	b->left -= n;
+	if (!b->has_nul && memchr(out, '\0', n) != NULL)
+		b->has_nul = true;
+	return n;
+}
+
+size_t imap_binary_convert(struct imap_binary *b, const void *in,
+			   size_t in_len, void *scratch, void *out)
+{
+	const unsigned char *p = in;
+	unsigned char *o = out;
+	size_t plain = 0, n, done = 0;
+
+	if (b->plain_left > 0) {
+		plain = b->plain_left < in_len ? (size_t)b->plain_left :
+			in_len;
+		b->plain_left -= plain;
+		n = imap_crlf_convert(&b->crlf, p, plain, o);
+		done = binary_clip(b, o, n);
+	}
+	if (plain == in_len)
+		return done;
+	n = imap_crlf_convert(&b->crlf, p + plain, in_len - plain, scratch);
+	n = decode_feed(&b->dec, scratch, n, o + done);
+	return done + binary_clip(b, o + done, n);
+}
+
+size_t imap_binary_finish(struct imap_binary *b, void *out)
+{
+	return binary_clip(b, out, decode_finish(&b->dec, out));
 }
 
 size_t imap_fetch_header_end(const void *data, size_t len)

@@ -5,6 +5,10 @@
  * <start.length> counted in those converted ("virtual") octets. No I/O and
  * no session here: cmd_fetch.c reads files and writes replies.
  *
+ * BINARY[] (RFC 3516, RFC 9051 6.4.5): the same range conversion followed
+ * by Content-Transfer-Encoding decoding (mail/decode.h), partial counted
+ * in decoded octets (imap_binary_*).
+ *
  * Also the MIME tree's entry in the store's per-message cache, shared
  * with SEARCH (imap_parts_cache_get/put, the only store calls here).
  *
@@ -19,6 +23,7 @@
 
 #include "imap/imap_bodystructure.h"
 #include "imap/imap_parser.h"
+#include "mail/decode.h"
 #include "store/store.h"
 
 #define IMAP_FETCH_PATH_MAX 32
@@ -38,6 +43,8 @@ enum imap_fetch_type {
 	IMAP_FETCH_RFC822_HEADER,	/* = BODY.PEEK[HEADER] */
 	IMAP_FETCH_RFC822_TEXT,		/* = BODY[TEXT] (sets \Seen) */
 	IMAP_FETCH_SECTION,		/* BODY[...] and BODY.PEEK[...] */
+	IMAP_FETCH_BINARY,		/* BINARY[...], BINARY.PEEK[...] */
+	IMAP_FETCH_BINARY_SIZE,		/* BINARY.SIZE[...] */
 };
 
 /* What an item needs before its message's reply can be written. */
@@ -50,7 +57,8 @@ enum imap_fetch_need {
 
 struct imap_fetch_item {
 	enum imap_fetch_type type;
-	/* Sections (IMAP_FETCH_SECTION; RFC822* are mapped onto them). */
+	/* Sections (IMAP_FETCH_SECTION; RFC822* are mapped onto them;
+	 * BINARY* have only a path, kind IMAP_SECTION_NONE). */
 	unsigned int path[IMAP_FETCH_PATH_MAX];
 	unsigned int path_len;
 	enum imap_section_kind kind;
@@ -73,6 +81,9 @@ struct imap_fetch_spec {
 	bool has_changedsince;
 	uint64_t changedsince;
 	bool has_modseq;		/* MODSEQ asked for or implied */
+	/* RFC 7162 3.2.6 VANISHED (UID FETCH, with CHANGEDSINCE only):
+	 * the caller reports expunged UIDs of the set first. */
+	bool has_vanished;
 };
 
 /* Parses the FETCH arguments after the sequence set: a macro (ALL, FAST,
@@ -116,6 +127,42 @@ size_t imap_crlf_convert(struct imap_crlf *c, const void *in, size_t in_len,
 static inline bool imap_crlf_is_done(const struct imap_crlf *c)
 {
 	return c->left == 0;
+}
+
+/* ---- BINARY[] (RFC 3516) ----
+ * Fed the physical bytes of a leaf part's body, or of a whole single-part
+ * message whose first plain_left bytes (the header) are not decoded, in
+ * chunks of any size: converts bare LF -> CRLF as for BODY[] (RFC 3516
+ * 6: textual sections go out with CRLF; quoted-printable line breaks
+ * are CRLF in canonical form, RFC 2045 6.7), then decodes the CTE. Of
+ * the decoded octets, skip .. skip+count-1 are produced; all are counted
+ * in size, and has_nul tells whether a produced octet was NUL (the reply
+ * is then a literal8, RFC 3516 4.3). */
+struct imap_binary {
+	struct imap_crlf crlf;
+	struct decode_state dec;
+	uint64_t plain_left;	/* physical octets to pass undecoded */
+	uint64_t skip, left;	/* decoded octets to drop / to produce */
+	uint64_t size;		/* decoded octets so far */
+	bool has_nul;
+};
+
+/* Room imap_binary_convert needs in out for in_len input octets (and
+ * imap_binary_finish: IMAP_BINARY_OUT_MAX(0)). SIZE-MATH: LF -> CRLF at
+ * most doubles, decoding adds at most DECODE_OUT_MAX(0) held octets. */
+#define IMAP_BINARY_OUT_MAX(in_len) (2 * (in_len) + DECODE_OUT_MAX(0))
+
+void imap_binary_init(struct imap_binary *b, enum decode_type type,
+		      uint64_t plain_len, uint64_t skip, uint64_t count);
+/* Converts in[0..in_len); scratch has room for 2 * in_len octets, out
+ * for IMAP_BINARY_OUT_MAX(in_len). Returns the octets written to out. */
+size_t imap_binary_convert(struct imap_binary *b, const void *in,
+			   size_t in_len, void *scratch, void *out);
+/* At the end of the input: what the decoder held back. */
+size_t imap_binary_finish(struct imap_binary *b, void *out);
+static inline bool imap_binary_is_done(const struct imap_binary *b)
+{
+	return b->left == 0;
 }
 
 /* ---- the MIME tree in the store's per-message cache ----

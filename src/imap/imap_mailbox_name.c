@@ -28,7 +28,8 @@ size_t imap_mailbox_name_inbox_len(const char *name)
 }
 
 /* Net-Unicode (RFC 5198, required by RFC 6855 section 3): no C0/C1
- * controls, no DEL. str is valid UTF-8. */
+ * controls, no DEL, no LINE SEPARATOR (U+2028, E2 80 A8) or PARAGRAPH
+ * SEPARATOR (U+2029, E2 80 A9). str is valid UTF-8. */
 static bool utf8_has_controls(const char *str)
 {
 	const unsigned char *p = (const unsigned char *)str;
@@ -37,6 +38,9 @@ static bool utf8_has_controls(const char *str)
 		if (*p < 0x20 || *p == 0x7f)
 			return true;
 		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			return true;
+		if (p[0] == 0xe2 && p[1] == 0x80 &&
+		    (p[2] == 0xa8 || p[2] == 0xa9))
 			return true;
 	}
 	return false;

@@ -32,7 +32,8 @@ size_t imap_mailbox_name_inbox_len(const char *name);
 
 /* Client name -> store name (heap, caller frees). is_utf8: the session has
  * UTF8=ACCEPT, name is UTF-8 (converted to mUTF-7); otherwise it must be
- * canonical modified UTF-7. Control characters are refused in both.
+ * canonical modified UTF-7. Control characters (C0, DEL, C1) and
+ * U+2028/U+2029 are refused in both (RFC 6855 section 3).
  * "INBOX" (any case) as the first level is upper-cased. Store rules ('.',
  * empty levels, length) are left to store_mailbox_name_error. Returns 0,
  * or -1 with a static *error_r. */

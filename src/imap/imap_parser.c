@@ -1055,7 +1055,9 @@ bool imap_arg_get_atom(const struct imap_arg *arg, const char **str_r)
 bool imap_arg_get_string(const struct imap_arg *arg, const char **str_r,
 			 size_t *len_r)
 {
-	if (arg == NULL || arg->is_streamed ||
+	/* RFC 3516 7: literal8 is no string (only APPEND data and FETCH
+	 * BINARY use it); it may hold NUL, which a C string would cut. */
+	if (arg == NULL || arg->is_streamed || arg->is_literal8 ||
 	    (arg->type != IMAP_ARG_QUOTED && arg->type != IMAP_ARG_LITERAL))
 		return false;
 	*str_r = arg->str;

@@ -230,7 +230,7 @@ bool imap_arg_get_atom(const struct imap_arg *arg, const char **str_r);
  * literal. len_r may be NULL. */
 bool imap_arg_get_astring(const struct imap_arg *arg, const char **str_r,
 			  size_t *len_r);
-/* string: quoted or in-memory literal. */
+/* string: quoted or in-memory literal (not a literal8). */
 bool imap_arg_get_string(const struct imap_arg *arg, const char **str_r,
 			 size_t *len_r);
 /* nstring: string, or NIL giving *str_r = NULL. */

@@ -53,12 +53,11 @@ static size_t trim_len(const char *value, size_t len, size_t *start_r)
 	return len - s;
 }
 
-enum decode_type decode_type_parse(const char *value, size_t len)
+/* The mechanism token of a Content-Transfer-Encoding value. */
+static const char *cte_token(const char *value, size_t len, size_t *n_r)
 {
 	size_t start, n;
 
-	if (value == NULL)
-		return DECODE_NONE;
 	n = trim_len(value, len, &start);
 	value += start;
 	/* a comment after the token: "base64 (foo)" */
@@ -68,11 +67,42 @@ enum decode_type decode_type_parse(const char *value, size_t len)
 			break;
 		}
 	}
-	if (n == 6 && strncasecmp(value, "base64", 6) == 0)
-		return DECODE_BASE64;
-	if (n == 16 && strncasecmp(value, "quoted-printable", 16) == 0)
-		return DECODE_QP;
-	return DECODE_NONE;
+	*n_r = n;
+	return value;
+}
+
+static bool token_is(const char *tok, size_t n, const char *name)
+{
+	return n == strlen(name) && strncasecmp(tok, name, n) == 0;
+}
+
+enum decode_type decode_type_parse(const char *value, size_t len)
+{
+	enum decode_type type;
+
+	return decode_type_parse_known(value, len, &type) < 0 ?
+		DECODE_NONE : type;
+}
+
+int decode_type_parse_known(const char *value, size_t len,
+			    enum decode_type *type_r)
+{
+	const char *tok;
+	size_t n;
+
+	*type_r = DECODE_NONE;
+	if (value == NULL)
+		return 0;	/* RFC 2045 6.1: the default is 7bit */
+	tok = cte_token(value, len, &n);
+	if (token_is(tok, n, "base64"))
+		*type_r = DECODE_BASE64;
+	else if (token_is(tok, n, "quoted-printable"))
+		*type_r = DECODE_QP;
+	else if (n > 0 &&	/* an empty value: taken as the default */
+		 !token_is(tok, n, "7bit") && !token_is(tok, n, "8bit") &&
+		 !token_is(tok, n, "binary"))
+		return -1;
+	return 0;
 }
 
 void decode_init(struct decode_state *st, enum decode_type type)

@@ -39,6 +39,11 @@ struct decode_state {
  * surrounding white space and comments ignored); NULL or unknown gives
  * DECODE_NONE. */
 enum decode_type decode_type_parse(const char *value, size_t len);
+/* The same, strictly (FETCH BINARY, RFC 3516 4.3): 0 with *type_r for
+ * base64, quoted-printable, 7bit, 8bit, binary or a NULL value (RFC 2045
+ * 6.1 default 7bit); -1 (*type_r DECODE_NONE) for any other value. */
+int decode_type_parse_known(const char *value, size_t len,
+			    enum decode_type *type_r);
 
 void decode_init(struct decode_state *st, enum decode_type type);
 /* Decodes in[0..len) into out, which has room for DECODE_OUT_MAX(len)

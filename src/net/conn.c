@@ -4,9 +4,19 @@
  *
  * Back-pressure: reading stops while more than CONN_OUTPUT_HIWAT bytes wait
  * to be sent, and the input buffer itself is capped (CONN_INPUT_MAX), so a
- * client that sends without reading costs bounded memory. */
+ * client that sends without reading costs bounded memory.
+ *
+ * Compression (IMAP COMPRESS=DEFLATE, RFC 4978): after conn_start_compress
+ * the protocol reads and writes plaintext evbuffers of struct
+ * conn_compress; input is inflated from the bufferevent's input (at most
+ * up to the input cap, so a small bomb costs no more than a full input
+ * buffer), output is deflated into the bufferevent's output, which for
+ * TLS is what SSL_write takes: plaintext -> deflate -> TLS. Output is
+ * flushed (Z_SYNC_FLUSH) after every protocol callback, in conn_send_now
+ * and, for output made elsewhere (timers, auth replies), by an event. */
 #include "net/net_private.h"
 #include "net/metrics.h"
+#include "net/zstream.h"
 #include "lib/log.h"
 #include "lib/timeutil.h"
 #include "lib/xmalloc.h"
@@ -44,6 +54,26 @@
  * not this deadline. The protocol's login_timeout_reply (IMAP: "* BYE
  * Login timeout") is sent first, also at a pre-login idle timeout. */
 #define CONN_PRELOGIN_IDLE_PERIODS 2
+/* With compression, output is compressed (without a flush) as soon as
+ * this much plaintext waits, so CONN_OUTPUT_HIWAT counts compressed
+ * bytes and plaintext never piles up. */
+#define CONN_ZCHUNK (32 * 1024)
+/* ... and output counts as full once this much plaintext went through
+ * the compressor since the last flush: very compressible output (100:1)
+ * would otherwise keep one callback busy for ~25 MB per high-water mark
+ * while the worker's other connections wait. */
+#define CONN_ZROUND_MAX (1024 * 1024)
+
+/* COMPRESS=DEFLATE state of a connection. */
+struct conn_compress {
+	struct zstream *zs;
+	struct evbuffer *in;	/* inflated input: what conn_input gives */
+	struct evbuffer *raw;	/* compressed input from before the switch */
+	struct evbuffer *out;	/* plaintext output: what conn_output gives */
+	struct event *flush_ev;	/* flushes output made outside callbacks */
+	bool is_sending;	/* in conn_send_now: no flush event needed */
+	size_t round_bytes;	/* plaintext compressed since the last flush */
+};
 
 struct conn {
 	struct worker *worker;
@@ -77,6 +107,7 @@ struct conn {
 	bool skipping_line:1;		/* discarding an over-long line */
 	bool in_callback:1;
 	bool destroyed:1;		/* destroy requested in a callback */
+	struct conn_compress *z;	/* NULL unless COMPRESS is active */
 };
 
 static uint64_t conn_next_id = 1;
@@ -164,14 +195,19 @@ static void conn_apply_timeouts(struct conn *c)
 				 tv.tv_sec ? &tv : NULL);
 }
 
-static void conn_setup_bev(struct conn *c)
+/* Input is buffered up to this much (the read high-water mark). */
+static size_t conn_input_max(struct conn *c)
 {
 	size_t line_max = worker_settings(c->worker)->max_line_length + 2;
 
+	return line_max > CONN_INPUT_MAX ? line_max : CONN_INPUT_MAX;
+}
+
+static void conn_setup_bev(struct conn *c)
+{
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 			  c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, line_max > CONN_INPUT_MAX ?
-				 line_max : CONN_INPUT_MAX);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, conn_input_max(c));
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUTPUT_HIWAT / 2, 0);
 	/* libevent writes at most 16 KiB per call by default: a big FETCH
 	 * or RETR would cost a syscall and a loop turn per 16 KiB. */
@@ -327,6 +363,91 @@ static void conn_discard_unread(int fd)
 	}
 }
 
+/* ---- compression (RFC 4978) ---- */
+
+/* Compresses the waiting output into the bufferevent, ending on a sync
+ * flush so the client can read all of it now. */
+static void conn_zflush(struct conn *c)
+{
+	struct conn_compress *z = c->z;
+
+	if (z == NULL || c->bev == NULL ||
+	    (evbuffer_get_length(z->out) == 0 &&
+	     !zstream_deflate_pending(z->zs)))
+		return;
+	zstream_deflate(z->zs, z->out, bufferevent_get_output(c->bev), true);
+	z->round_bytes = 0;
+}
+
+static void conn_zflush_cb(evutil_socket_t fd, short what, void *ctx)
+{
+	conn_zflush(ctx);
+}
+
+/* Output added outside a protocol callback (an auth verdict, a timer):
+ * no conn_after_callback will flush it, so the event does, later in
+ * this loop turn (after anything else the same code path adds). */
+static void conn_zout_cb(struct evbuffer *buf,
+			 const struct evbuffer_cb_info *info, void *ctx)
+{
+	struct conn *c = ctx;
+
+	if (info->n_added > 0 && !c->in_callback && !c->z->is_sending)
+		event_active(c->z->flush_ev, 0, 0);
+}
+
+static void conn_compress_free(struct conn *c)
+{
+	struct conn_compress *z = c->z;
+
+	if (z == NULL)
+		return;
+	c->z = NULL;
+	evbuffer_remove_cb(z->out, conn_zout_cb, c);
+	event_free(z->flush_ev);
+	evbuffer_free(z->in);
+	evbuffer_free(z->raw);
+	evbuffer_free(z->out);
+	zstream_destroy(&z->zs);
+	free(z);
+}
+
+/* Inflates buffered compressed input into z->in, up to the input cap:
+ * first what came before the switch, then the bufferevent's input.
+ * Returns -1 on corrupt input. */
+static int conn_zinflate(struct conn *c)
+{
+	struct conn_compress *z = c->z;
+	size_t max = conn_input_max(c), have = evbuffer_get_length(z->in);
+	const char *error;
+
+	if (have < max &&
+	    zstream_inflate(z->zs, z->raw, z->in, max - have, &error) < 0)
+		goto out_error;
+	have = evbuffer_get_length(z->in);
+	if (have < max && evbuffer_get_length(z->raw) == 0 &&
+	    zstream_inflate(z->zs, bufferevent_get_input(c->bev), z->in,
+			    max - have, &error) < 0)
+		goto out_error;
+	return 0;
+out_error:
+	log_info("conn id=%llu ip=%s: bad compressed input: %s",
+		 (unsigned long long)c->id, c->ip, error);
+	return -1;
+}
+
+/* Compressed input is buffered and there is room to inflate it. */
+static bool conn_zinput_waiting(struct conn *c)
+{
+	struct conn_compress *z = c->z;
+
+	return z != NULL &&
+		evbuffer_get_length(z->in) < conn_input_max(c) &&
+		(evbuffer_get_length(z->raw) > 0 ||
+		 evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+		 zstream_inflate_pending(z->zs));
+}
+
 void conn_destroy(struct conn *c, const char *reason)
 {
 	if (c->in_callback) {
@@ -343,6 +464,7 @@ void conn_destroy(struct conn *c, const char *reason)
 		conn_discard_unread(bufferevent_getfd(c->bev));
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
+	conn_compress_free(c);
 	if (c->tls_wait != NULL)
 		event_free(c->tls_wait);
 	if (c->fd >= 0)
@@ -372,11 +494,19 @@ static void conn_after_callback(struct conn *c)
 		conn_destroy(c, c->close_reason ? c->close_reason : "closed");
 		return;
 	}
+	conn_zflush(c);
 	if (c->closing || c->tls_pending || c->input_paused ||
-	    conn_output_len(c) >= CONN_OUTPUT_HIWAT)
+	    conn_output_len(c) >= CONN_OUTPUT_HIWAT) {
 		bufferevent_disable(c->bev, EV_READ);
-	else
-		bufferevent_enable(c->bev, EV_READ);
+		return;
+	}
+	bufferevent_enable(c->bev, EV_READ);
+	/* Compressed input left behind by the input cap: no socket event
+	 * will come for it, so run the read callback again. */
+	if (conn_zinput_waiting(c))
+		bufferevent_trigger(c->bev, EV_READ,
+				    BEV_TRIG_IGNORE_WATERMARKS |
+				    BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* A connection that did not log in in time: the protocol's goodbye
@@ -409,6 +539,12 @@ static void conn_read_cb(struct bufferevent *bev, void *ctx)
 		log_info("conn id=%llu ip=%s: no login within %u s",
 			 (unsigned long long)c->id, c->ip, c->prelogin_secs);
 		conn_login_timeout(c);
+		return;
+	}
+	if (c->z != NULL && conn_zinflate(c) < 0) {
+		/* The stream can't resync: send what is queued, then close. */
+		bufferevent_disable(c->bev, EV_READ);
+		conn_close_after_flush(c, "compression error");
 		return;
 	}
 	c->in_callback = true;
@@ -490,23 +626,55 @@ void conn_destroy_all(const char *reason)
 
 struct evbuffer *conn_input(struct conn *c)
 {
-	return bufferevent_get_input(c->bev);
+	return c->z != NULL ? c->z->in : bufferevent_get_input(c->bev);
 }
 
 struct evbuffer *conn_output(struct conn *c)
 {
-	return bufferevent_get_output(c->bev);
+	return c->z != NULL ? c->z->out : bufferevent_get_output(c->bev);
 }
 
 size_t conn_output_len(struct conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct conn_compress *z = c->z;
+
+	if (z == NULL)
+		return evbuffer_get_length(out);
+	/* Compress whole chunks now, so the count is mostly of compressed
+	 * bytes; what zlib holds back counts as one byte (not empty). */
+	if (evbuffer_get_length(z->out) >= CONN_ZCHUNK) {
+		z->round_bytes += evbuffer_get_length(z->out);
+		zstream_deflate(z->zs, z->out, out, false);
+	}
+	if (z->round_bytes >= CONN_ZROUND_MAX &&
+	    evbuffer_get_length(out) < CONN_OUTPUT_HIWAT)
+		return CONN_OUTPUT_HIWAT;
+	return evbuffer_get_length(out) + evbuffer_get_length(z->out) +
+		(zstream_deflate_pending(z->zs) ? 1 : 0);
 }
 
 void conn_write(struct conn *c, const void *data, size_t len)
 {
 	c->bytes_out += len;
-	bufferevent_write(c->bev, data, len);
+	evbuffer_add(conn_output(c), data, len);
+}
+
+/* conn_send_now with compression: everything waiting plus buf is
+ * compressed and flushed into a scratch buffer, which is what gets sent
+ * (IDLE updates reach the client as soon as uncompressed ones do). */
+static struct evbuffer *conn_zsend_buf(struct conn *c, struct evbuffer *buf)
+{
+	static struct evbuffer *scratch;
+
+	if (scratch == NULL)
+		scratch = evbuffer_new();
+	c->z->is_sending = true;
+	evbuffer_add_buffer(c->z->out, buf);
+	c->z->is_sending = false;
+	zstream_deflate(c->z->zs, c->z->out, scratch, true);
+	c->z->round_bytes = 0;
+	return scratch;
 }
 
 void conn_send_now(struct conn *c, struct evbuffer *buf)
@@ -518,6 +686,10 @@ void conn_send_now(struct conn *c, struct evbuffer *buf)
 	if (len == 0)
 		return;
 	c->bytes_out += len;
+	if (c->z != NULL) {
+		buf = conn_zsend_buf(c, buf);
+		len = evbuffer_get_length(buf);
+	}
 	if (c->closing || c->tls_pending || c->tls_handshaking ||
 	    conn_output_len(c) > 0 || len > INT_MAX) {
 		/* queued behind what waits, or not ours to write now */
@@ -549,7 +721,7 @@ void conn_printf(struct conn *c, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
-	n = evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	n = evbuffer_add_vprintf(conn_output(c), fmt, ap);
 	va_end(ap);
 	if (n > 0)
 		c->bytes_out += (uint64_t)n;
@@ -572,7 +744,7 @@ static bool conn_skip_line(struct evbuffer *in)
 int conn_read_line(struct conn *c, size_t max_len, char **line_r,
 		   size_t *len_r)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = conn_input(c);
 	struct evbuffer_ptr p;
 	size_t len;
 	char *line;
@@ -617,7 +789,7 @@ void conn_pause_input(struct conn *c, bool pause)
 		return;	/* conn_after_callback applies it */
 	bufferevent_enable(c->bev, EV_READ);
 	/* Lines may already be buffered: run on_input again soon. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	if (evbuffer_get_length(conn_input(c)) > 0 || conn_zinput_waiting(c))
 		bufferevent_trigger(c->bev, EV_READ,
 				    BEV_TRIG_IGNORE_WATERMARKS |
 				    BEV_TRIG_DEFER_CALLBACKS);
@@ -652,7 +824,8 @@ int conn_start_tls(struct conn *c)
 {
 	struct evbuffer *in;
 
-	if (c->is_tls || worker_tls_ctx(c->worker) == NULL)
+	/* RFC 4978 section 3: TLS goes below compression, never above. */
+	if (c->is_tls || worker_tls_ctx(c->worker) == NULL || c->z != NULL)
 		return -1;
 	c->tls_pending = true;
 	/* RFC 3207 section 4.2 / RFC 2595 section 3.1: anything the client
@@ -669,6 +842,38 @@ int conn_start_tls(struct conn *c)
 	return 0;
 }
 
+int conn_start_compress(struct conn *c)
+{
+	struct conn_compress *z;
+
+	if (c->z != NULL || c->tls_pending || c->tls_handshaking ||
+	    c->closing)
+		return -1;
+	z = xcalloc(1, sizeof(*z));
+	z->zs = zstream_create();
+	z->in = evbuffer_new();
+	z->raw = evbuffer_new();
+	z->out = evbuffer_new();
+	z->flush_ev = event_new(worker_base(c->worker), -1, 0,
+				conn_zflush_cb, c);
+	if (z->in == NULL || z->raw == NULL || z->out == NULL ||
+	    z->flush_ev == NULL)
+		log_fatal("conn_start_compress: out of memory");
+	evbuffer_add_cb(z->out, conn_zout_cb, c);
+	/* RFC 4978 section 3: everything after the command is compressed,
+	 * and what is queued now (the tagged OK) goes out uncompressed. Any
+	 * input already here is moved away, so no code holding the old
+	 * input buffer parses it as plaintext. */
+	evbuffer_add_buffer(z->raw, bufferevent_get_input(c->bev));
+	c->z = z;
+	if (!c->in_callback && evbuffer_get_length(z->raw) > 0)
+		bufferevent_trigger(c->bev, EV_READ,
+				    BEV_TRIG_IGNORE_WATERMARKS |
+				    BEV_TRIG_DEFER_CALLBACKS);
+	return 0;
+}
+
+bool conn_is_compressed(struct conn *c) { return c->z != NULL; }
 bool conn_is_tls(struct conn *c) { return c->is_tls; }
 bool conn_is_loopback(struct conn *c) { return c->is_loopback; }
 bool conn_tls_available(struct conn *c)

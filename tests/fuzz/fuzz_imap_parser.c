@@ -5,7 +5,8 @@
  * points (seeded from the input) and, like a client that waits for the
  * "+" continuation, right after every literal announcement "}\r\n".
  * The three event transcripts must be equal (chunk independence), and
- * every parsed command is walked with the accessors. Also runs the
+ * every parsed command is walked with the accessors, and FETCH items
+ * (BODY[], BINARY[] ...) go through imap_fetch_parse. Also runs the
  * utilities (seqset, mUTF-7 round trip, dates) on the same input. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <event2/buffer.h>
 
 #include "imap/imap_date.h"
+#include "imap/imap_fetch.h"
 #include "imap/imap_parser.h"
 #include "imap/imap_seqset.h"
 #include "imap/imap_utf7.h"
@@ -53,6 +55,24 @@ static void walk(struct transcript *t, const struct imap_arg *args,
 	}
 }
 
+/* "FETCH set items" / "UID FETCH set items": the fetch-att parser. */
+static void fetch_items(const struct imap_command *cmd, struct transcript *t)
+{
+	struct imap_fetch_spec spec;
+	const char *error;
+	size_t skip = strcmp(cmd->name, "UID") == 0 ? 3 : 2;
+
+	if ((skip == 2 && strcmp(cmd->name, "FETCH") != 0) ||
+	    cmd->args_count <= skip ||
+	    (skip == 3 && !imap_arg_atom_equals(&cmd->args[0], "FETCH")))
+		return;
+	mix(t, (uint64_t)(imap_fetch_parse(cmd->args + skip,
+					   cmd->args_count - skip, skip == 3,
+					   &spec, &error) + 2));
+	mix(t, spec.count);
+	imap_fetch_spec_free(&spec);
+}
+
 static int handle(struct imap_parser *p, int ret, unsigned pol,
 		  struct transcript *t)
 {
@@ -72,6 +92,7 @@ static int handle(struct imap_parser *p, int ret, unsigned pol,
 		mix(t, strlen(cmd->tag));
 		mix(t, strlen(cmd->name));
 		walk(t, cmd->args, cmd->args_count, 0);
+		fetch_items(cmd, t);
 		break;
 	case IMAP_PARSE_LITERAL:
 		mix(t, imap_parser_literal_info(p)->size);

@@ -767,3 +767,51 @@ def test_store_remove_unknown_keyword_with_full_table(heron):
     _, tagged = a.cmd("STORE 1 +FLAGS (onemore)")
     assert b"NO [LIMIT]" in tagged, tagged
     a.close()
+
+
+def test_many_idlers_in_one_worker(heron_factory):
+    """Idlers of one mailbox in one worker share the first one's refresh
+    (IDLE fan-out): each still gets its own, right updates: EXISTS, one
+    \\Recent owner, flag changes, expunges with its own numbers; one idler
+    whose view differs (it changed a flag, read-only, or saw fewer
+    messages) is brought up to date too."""
+    h = heron_factory({"workers": "1"})
+    deliver_n(h, 3)
+    idlers = [Imap(h) for _ in range(6)]
+    for c in idlers[:4]:
+        c.select()
+    idlers[4].select(examine=True)
+    idlers[1].ok("STORE 1 +FLAGS (\\Flagged)")   # its own private view
+    late = idlers[5]
+    late.select()
+    for c in idlers:
+        c.ok("NOOP")        # takes the pending FETCH of message 1
+        c.idle_start()
+    writer = Imap(h)
+    writer.select()
+
+    deliver(h, "alice", msg(4))
+    got = [c.idle_wait(lambda g: 4 in nums(g, "EXISTS"), "EXISTS 4")
+           for c in idlers]
+    assert all(nums(g, "EXISTS")[-1] == 4 for g in got), got
+    writer.ok("STORE 2 +FLAGS (\\Seen)")
+    for c in idlers:
+        g = c.idle_wait(lambda g: 2 in fetch_flags(g), "FETCH 2 FLAGS")
+        assert "\\Seen" in fetch_flags(g)[2].split(), g
+    writer.ok("STORE 1 +FLAGS (\\Deleted)")
+    writer.ok("EXPUNGE")
+    for c in idlers:
+        g = c.idle_wait(lambda g: nums(g, "EXPUNGE"), "EXPUNGE")
+        assert nums(g, "EXPUNGE") == [1], g
+    for c in idlers:
+        c.idle_done()
+        assert uid_list(c) == [2, 3, 4]
+        lines = c.ok("FETCH 1 (FLAGS)")
+        assert "\\Seen" in fetch_flags(lines)[1].split(), lines
+    owners = [i for i, c in enumerate(idlers) if "\\Recent" in
+              fetch_flags(c.ok("UID FETCH 4 (FLAGS)"))[3].split()]
+    # RFC 3501 2.3.2: UID 4 is \Recent in exactly one read-write session
+    assert len([i for i in owners if i != 4]) == 1, owners
+    assert "\\Flagged" not in fetch_flags(idlers[0].ok("FETCH 1 (FLAGS)"))[1]
+    for c in idlers + [writer]:
+        c.close()

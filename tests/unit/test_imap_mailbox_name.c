@@ -157,6 +157,18 @@ static void test_from_client(void)
 		{ "\xc3\x28", true, NULL },	/* invalid UTF-8 */
 		{ "a\xc2\x85", true, NULL },	/* C1 control */
 		{ "a\x7f", true, NULL },
+		/* RFC 6855 3: no U+2028 / U+2029, either spelling */
+		{ "a\xe2\x80\xa8""b", true, NULL },
+		{ "a\xe2\x80\xa9""b", true, NULL },
+		{ "a&ICg-b", false, NULL },
+		{ "a&ICk-b", false, NULL },
+		{ "a\xe2\x80\xaa""b", true, "a&ICo-b" },	/* U+202A ok */
+		{ "\xf0\x9f\x98\x80", true, "&2D3eAA-" },	/* non-BMP */
+		{ "&2D3eAA-", true, "&-2D3eAA-" },	/* taken as is */
+		{ "\xed\xa0\x80", true, NULL },	/* a surrogate */
+		{ "\xc0\xaf", true, NULL },		/* overlong */
+		{ "\xe2\x82", true, NULL },		/* cut short */
+		{ "INBOX", true, "INBOX" },
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {

@@ -401,6 +401,22 @@ static const struct row rows[] = {
 	ROW("a LOGIN {2000+}\r\n", POL_MEM, SET_PRE, "L2000+|TOOBIG|"),
 	ROW("a AUTHENTICATE PLAIN\r\n", POL_MEM, SET_PRE,
 	    "a AUTHENTICATE PLAIN|."),
+	/* 77: literal8 (RFC 3516) and APPEND's UTF8 data (RFC 6855 4) */
+	ROW("a APPEND b UTF8 (~{3+}\r\nxyz) UTF8 (~{2}\r\nab)\r\n",
+	    POL_STREAM8, SET_POST,
+	    "L3+8|Sxyz|L28|Sab|a APPEND b UTF8 (^~{3}) UTF8 (^~{2})|."),
+	ROW("a X (~{2}\r\n\0\0 ~{0}\r\n)\r\n", POL_MEM, SET_POST,
+	    "L28|L08|a X (~{^@^@} ~{})|."),
+	ROW("a X ~{11}\r\nhello world\r\n", POL_MEM, SET_TINY,
+	    "L118|TOOBIG|hello WORLD|."),
+	/* 80 */
+	ROW("a X ~{11+}\r\nhello\0world\r\nb Y\r\n", POL_MEM, SET_TINY,
+	    "L11+8|TOOBIG|b Y|."),
+	ROW("a X ) ~{3+}\r\na\0c\r\nb Y\r\n", POL_MEM, SET_POST,
+	    "E4:a|b Y|."),
+	ROW("a X ~{3x}\r\nb Y\r\n", POL_MEM, SET_POST, "E8:a!|"),
+	ROW("a X ~{3+}\r\nabc\r\n", POL_MEM, SET_NOSYNC, "E9:a|."),
+	ROW("a X ~ {1}\r\n\0\r\n", POL_MEM, SET_POST, "L1|E4:a|."),
 };
 
 static void test_rows(void)
@@ -552,6 +568,22 @@ static void test_accessors(void)
 		    len == 1);
 	test_assert(!imap_arg_get_string(&cmd->args[0], &s, &len));
 	test_assert(!imap_arg_get_list(NULL, &list, &count));
+	imap_parser_destroy(&p);
+
+	/* a literal8 (may hold NUL) is not a string */
+	p = imap_parser_create(&set);
+	test_assert(imap_parser_feed(p, "t X ~{3}\r\n", 10, &used) ==
+		    IMAP_PARSE_LITERAL);
+	imap_parser_literal_accept(p, IMAP_LITERAL_MEMORY);
+	test_assert(imap_parser_feed(p, "a\0b\r\n", 5, &used) ==
+		    IMAP_PARSE_DONE);
+	cmd = imap_parser_command(p);
+	test_assert(cmd->args_count == 1 && cmd->args[0].is_literal8 &&
+		    cmd->args[0].len == 3);
+	test_assert(!imap_arg_get_string(&cmd->args[0], &s, &len));
+	test_assert(!imap_arg_get_astring(&cmd->args[0], &s, &len));
+	test_assert(!imap_arg_get_nstring(&cmd->args[0], &s, &len));
+	test_assert(!imap_arg_get_list_mailbox(&cmd->args[0], &s, &len));
 	imap_parser_destroy(&p);
 }
 
