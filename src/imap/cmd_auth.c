@@ -506,6 +506,9 @@ static int imap_idle_resume(struct imap_cmd *cmd)
 		if (client->state == IMAP_STATE_LOGOUT)
 			return IMAP_CMD_DONE;
 	}
+	/* Woken for a change: mostly nothing to read. */
+	if (evbuffer_get_length(conn_input(client->conn)) == 0)
+		return IMAP_CMD_AGAIN;
 	ret = conn_read_line(client->conn, client->set->max_line_length,
 			     &line, &len);
 	if (ret == 0)

@@ -239,6 +239,27 @@ void imap_client_claim_recent(struct imap_client *client)
 	client->recent_count++;
 }
 
+/* "* <n> <word>\r\n" without printf: IDLE sends these to thousands of
+ * sessions at once. */
+static void imap_client_untagged_num(struct imap_client *client, uint32_t n,
+				     const char *word)
+{
+	char buf[48], *p = buf + 16;
+	size_t wlen = strlen(word);
+
+	do {
+		*--p = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	*--p = ' ';
+	*--p = '*';
+	memcpy(buf + 16, " ", 1);
+	memcpy(buf + 17, word, wlen);
+	memcpy(buf + 17 + wlen, "\r\n", 2);
+	evbuffer_add(imap_client_output(client), p,
+		     (size_t)(buf + 19 + wlen - p));
+}
+
 static void imap_client_send_flag_change(struct imap_client *client,
 					 uint32_t uid)
 {
@@ -279,16 +300,59 @@ static void imap_client_send_changes(struct imap_client *client,
 	if (ch->new_count > 0 || count != client->exists_sent) {
 		if (ch->new_count > 0)
 			imap_client_claim_recent(client);
-		imap_client_untagged(client, "%u EXISTS", count);
+		imap_client_untagged_num(client, count, "EXISTS");
 		client->exists_sent = count;
 	}
 	recent = imap_client_count_recent(client);
 	if (recent != client->recent_sent || ch->new_count > 0) {
-		imap_client_untagged(client, "%u RECENT", recent);
+		imap_client_untagged_num(client, recent, "RECENT");
 		client->recent_sent = recent;
 	}
 	for (size_t i = 0; i < ch->changed_count; i++)
 		imap_client_send_flag_change(client, ch->changed_uids[i]);
+}
+
+/* IDLE fan-out (imap_watch_notify_idlers): the first idler refreshes its
+ * view from the index as usual and becomes the leader; the others still
+ * on the leader's old view take its new one and its changes
+ * (store_mailbox_follow) instead of each reading the index and comparing
+ * views again. Only set while the idlers of one mailbox are told. */
+static struct {
+	bool active;
+	struct imap_client *candidate, *leader;
+	struct store_follow *follow;
+	struct store_changes changes;	/* the leader's */
+} fanout;
+
+static void fanout_begin(void)
+{
+	memset(&fanout, 0, sizeof(fanout));
+	fanout.active = true;
+}
+
+static void fanout_end(void)
+{
+	if (fanout.leader != NULL)
+		store_changes_free(&fanout.changes);
+	store_follow_end(&fanout.follow);
+	memset(&fanout, 0, sizeof(fanout));
+}
+
+/* After the refresh: BYE if the mailbox was recreated, else the
+ * untagged updates. */
+static void imap_client_sync_done(struct imap_client *client,
+				  const struct store_changes *ch)
+{
+	client->index_is_fresh = false;
+	if (ch->uidvalidity_changed) {
+		imap_client_untagged(client, "BYE [UIDVALIDITY] Mailbox was "
+				     "recreated");
+		imap_client_push_end(client);
+		client->state = IMAP_STATE_LOGOUT;
+		conn_close_after_flush(client->conn, "uidvalidity changed");
+	} else {
+		imap_client_send_changes(client, ch);
+	}
 }
 
 void imap_client_sync(struct imap_client *client, bool allow_expunges)
@@ -303,6 +367,17 @@ void imap_client_sync(struct imap_client *client, bool allow_expunges)
 	if (!allow_expunges)
 		return;
 	client->mailbox_changed = false;
+	if (fanout.leader != NULL && client->index_is_fresh &&
+	    store_mailbox_follow(client->mb, fanout.follow,
+				 fanout.leader->mb)) {
+		imap_client_sync_done(client, &fanout.changes);
+		return;
+	}
+	if (fanout.active && fanout.candidate == NULL &&
+	    client->index_is_fresh) {
+		fanout.candidate = client;
+		fanout.follow = store_follow_begin(client->mb);
+	}
 	if ((client->index_is_fresh ?
 	     store_mailbox_refresh_changes(client->mb, &ch, &error) :
 	     store_mailbox_sync_changes(client->mb, &ch, &error)) < 0) {
@@ -321,15 +396,12 @@ void imap_client_sync(struct imap_client *client, bool allow_expunges)
 			  client->user, client->mailbox_name, error);
 		return;
 	}
-	client->index_is_fresh = false;
-	if (ch.uidvalidity_changed) {
-		imap_client_untagged(client, "BYE [UIDVALIDITY] Mailbox was "
-				     "recreated");
-		imap_client_push_end(client);
-		client->state = IMAP_STATE_LOGOUT;
-		conn_close_after_flush(client->conn, "uidvalidity changed");
-	} else {
-		imap_client_send_changes(client, &ch);
+	imap_client_sync_done(client, &ch);
+	if (fanout.candidate == client && fanout.leader == NULL &&
+	    fanout.follow != NULL && !ch.uidvalidity_changed) {
+		fanout.leader = client;
+		fanout.changes = ch;	/* freed by fanout_end */
+		return;
 	}
 	store_changes_free(&ch);
 }
@@ -405,31 +477,22 @@ int imap_client_seqset(struct imap_client *client, const struct imap_arg *arg,
 	return 0;
 }
 
-static void imap_watch_notify_idlers(int id)
+/* Tells the idlers (collected by imap_watch_sync: the watcher list may
+ * change under us, as a BYE closes a session). */
+static void imap_watch_notify_idlers(struct imap_client **idlers, size_t n)
 {
-	struct imap_client **idlers = NULL;
-	size_t n = 0, cap = 0;
-
-	for (struct imap_watcher *w = imap_watchers[id]; w != NULL;
-	     w = w->next) {
-		if (!w->client->is_idling || w->client->cmd == NULL)
-			continue;
-		if (n == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			idlers = xreallocarray(idlers, cap, sizeof(*idlers));
-		}
-		idlers[n++] = w->client;
-	}
+	fanout_begin();
 	for (size_t i = 0; i < n; i++) {
 		struct imap_client *client = idlers[i];
 
 		/* Still idling: nothing can have ended it meanwhile, as
-		 * sessions only end from their own events. */
+		 * sessions only end from their own events. The leader
+		 * stays valid: only its own events could end it. */
 		if (client->is_idling && client->cmd != NULL &&
 		    client->cmd->resume != NULL)
 			imap_cmd_run(client->cmd, client->cmd->resume);
 	}
-	free(idlers);
+	fanout_end();
 }
 
 static bool imap_watch_has_idlers(int id)
@@ -447,6 +510,8 @@ static bool imap_watch_has_idlers(int id)
  * one mailbox cost one scan) and idlers are told at once. */
 static void imap_watch_sync(int id)
 {
+	struct imap_client **idlers = NULL;
+	size_t n = 0, cap = 0;
 	const char *error;
 
 	imap_watch_state[id].last_sync_msecs = imap_now_msecs();
@@ -456,12 +521,22 @@ static void imap_watch_sync(int id)
 		log_debug("imap sync_index failed: %s", error);
 		return;
 	}
+	/* One walk over the sessions (thousands of them): each may now
+	 * refresh from the index alone; the idlers are told at once,
+	 * without a timer each. */
 	for (struct imap_watcher *w = imap_watchers[id]; w != NULL;
-	     w = w->next)
+	     w = w->next) {
 		w->client->index_is_fresh = true;
-	/* Without a timer each. The list may change under us (a BYE
-	 * closes a session): walk a copy. */
-	imap_watch_notify_idlers(id);
+		if (!w->client->is_idling || w->client->cmd == NULL)
+			continue;
+		if (n == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			idlers = xreallocarray(idlers, cap, sizeof(*idlers));
+		}
+		idlers[n++] = w->client;
+	}
+	imap_watch_notify_idlers(idlers, n);
+	free(idlers);
 }
 
 static void imap_watch_timer_cb(evutil_socket_t fd, short what, void *ctx)
@@ -480,14 +555,17 @@ static void imap_watch_timer_cb(evutil_socket_t fd, short what, void *ctx)
 static void imap_watch_changed(int id, void *ctx)
 {
 	struct imap_watch_state *ws;
+	bool idlers = false;
 	uint64_t now;
 
 	if (id < 0 || id >= imap_watchers_cap || imap_watchers[id] == NULL)
 		return;
 	for (struct imap_watcher *w = imap_watchers[id]; w != NULL;
-	     w = w->next)
+	     w = w->next) {
 		w->client->mailbox_changed = true;
-	if (!imap_watch_has_idlers(id))
+		idlers = idlers || w->client->is_idling;
+	}
+	if (!idlers)
 		return;
 	ws = &imap_watch_state[id];
 	now = imap_now_msecs();

@@ -770,7 +770,14 @@ int store_mailbox_claim_recent(struct store_mailbox *mb,
 		rc = store_txn_commit(t.txn);
 	else
 		store_txn_abort(t.txn);
-	return rc == 0 ? 0 : mdb_fail(mb, "claiming \\Recent", rc, error_r);
+	if (rc != 0)
+		return mdb_fail(mb, "claiming \\Recent", rc, error_r);
+	/* Known now: sessions following this one's view (IDLE fan-out)
+	 * take this record and needn't look again. */
+	if (mb->rec.id == t.rec.id &&
+	    mb->rec.first_recent_uid < t.rec.first_recent_uid)
+		mb->rec.first_recent_uid = t.rec.first_recent_uid;
+	return 0;
 }
 
 static uint64_t get_be64(const uint8_t *p)

@@ -241,6 +241,19 @@ int store_mailbox_refresh_changes(struct store_mailbox *mb,
 				  struct store_changes *changes,
 				  const char **error_r);
 void store_changes_free(struct store_changes *changes);
+/* IDLE fan-out (many sessions of one process on one mailbox): take
+ * store_follow_begin(leader) before refreshing the leader; afterwards a
+ * session whose view is still the leader's old one (the same shared
+ * view, so the same messages and flags) takes the leader's new view and
+ * record with store_mailbox_follow instead of reading the index: its
+ * changes are exactly the leader's. false (nothing done) otherwise.
+ * begin returns NULL when leader has no view to share. */
+struct store_follow;
+struct store_follow *store_follow_begin(const struct store_mailbox *leader);
+bool store_mailbox_follow(struct store_mailbox *mb,
+			  const struct store_follow *follow,
+			  const struct store_mailbox *leader);
+void store_follow_end(struct store_follow **follow);
 /* The view's HIGHESTMODSEQ (RFC 7162): of the record it was built from,
  * advanced by this view's own flag changes. */
 uint64_t store_mailbox_highestmodseq(const struct store_mailbox *mb);

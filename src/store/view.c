@@ -205,3 +205,58 @@ struct store_msg *store_view_find_mut(struct store_mailbox *mb,
 	store_view_own(mb);
 	return store_view_find(mb, uid);
 }
+
+/* ---- IDLE fan-out ---- */
+
+struct store_follow {
+	struct store_view *old;		/* referenced: can't be reused */
+	struct index_mbox old_rec;	/* the leader's view_rec */
+};
+
+static bool view_rec_same(const struct index_mbox *a,
+			  const struct index_mbox *b)
+{
+	return a->id == b->id && a->uidvalidity == b->uidvalidity &&
+		a->uidnext == b->uidnext && a->count == b->count &&
+		a->highestmodseq == b->highestmodseq;
+}
+
+struct store_follow *store_follow_begin(const struct store_mailbox *leader)
+{
+	struct store_follow *f;
+
+	if (!leader->has_view || leader->view == NULL)
+		return NULL;
+	f = xcalloc(1, sizeof(*f));
+	f->old = leader->view;
+	f->old->refs++;
+	f->old_rec = leader->view_rec;
+	return f;
+}
+
+bool store_mailbox_follow(struct store_mailbox *mb,
+			  const struct store_follow *follow,
+			  const struct store_mailbox *leader)
+{
+	if (follow == NULL || !mb->has_view || mb->view != follow->old ||
+	    !view_rec_same(&mb->view_rec, &follow->old_rec) ||
+	    !leader->has_view || leader->view == NULL ||
+	    leader->view == follow->old)
+		return false;
+	leader->view->refs++;
+	store_mailbox_set_view(mb, leader->view);
+	mb->view_rec = leader->view_rec;
+	mb->rec = leader->rec;
+	return true;
+}
+
+void store_follow_end(struct store_follow **_f)
+{
+	struct store_follow *f = *_f;
+
+	if (f == NULL)
+		return;
+	*_f = NULL;
+	store_view_unref(&f->old);
+	free(f);
+}
