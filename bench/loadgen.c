@@ -43,6 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arrival.h"
+
 #define RBUF_SIZE 16384
 #define MAX_LATENCIES 5000000
 #define MAX_CLIENTS 60000
@@ -84,6 +86,7 @@ struct client {
 	uint64_t lit_bytes;	/* literal bytes in the current command */
 	bool in_resp;		/* next line continues a response */
 	bool notified;		/* idle-imap: EXISTS after the delivery */
+	uint64_t arrived_us;	/* idle-imap: kernel stamp of unread data */
 	unsigned tagn, exists, fetches, pick_seq, pick_uid;
 	size_t rlen;
 	const char *wptr;
@@ -129,6 +132,11 @@ static volatile sig_atomic_t got_signal, got_usr1;
 /* idle-imap: the one LMTP delivery and the idlers' notifications. */
 static struct client deliver;
 static uint64_t t_deliver, t_delivered;
+/* The delivery's start on CLOCK_REALTIME and the idlers' arrival times
+ * (arrival.h), sorted like lat at the end. */
+static uint64_t t_deliver_real;
+static uint32_t *arr;
+static size_t arr_count;
 static bool deliver_started, deliver_done, deliver_failed;
 static unsigned notified;
 
@@ -773,6 +781,9 @@ static int imap_untagged(struct client *c, const char *line, size_t len)
 			c->notified = true;
 			notified++;
 			lat_add(now_us() - t_deliver);
+			if (c->arrived_us >= t_deliver_real && arr != NULL)
+				arr[arr_count++] = (uint32_t)(c->arrived_us -
+							      t_deliver_real);
 		}
 	} else if ((size_t)(end - line) + 8 <= len &&
 		   memcmp(end, " FETCH (", 8) == 0) {
@@ -975,6 +986,7 @@ static int deliver_line(struct client *c, const char *line, size_t len)
 		c->state = CS_D_DOT;
 		c->replies_left = deliver_users();
 		t_deliver = now_us();
+		t_deliver_real = arrival_now_us();
 		return send_buf(c, message, message_len);
 	case CS_D_DOT:
 		if (code != 250)
@@ -1040,8 +1052,13 @@ static int process_input(struct client *c)
 
 static void handle_read(struct client *c)
 {
+	ssize_t n;
 
-	ssize_t n = read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
+	if (c->state == CS_P_IDLE && t_deliver != 0 && !c->notified)
+		n = arrival_recv(c->fd, c->rbuf + c->rlen,
+				 sizeof(c->rbuf) - c->rlen, 0, &c->arrived_us);
+	else
+		n = read(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -1076,6 +1093,8 @@ static void handle_connected(struct client *c)
 		return;
 	}
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (opt.mode == MODE_IDLE_IMAP && c != &deliver)
+		arrival_enable(c->fd);
 	c->state = c == &deliver ? CS_D_GREETING :
 		   opt.mode == MODE_LMTP ? CS_L_GREETING :
 		   IMAP_MODE ? CS_I_GREETING : CS_P_GREETING;
@@ -1141,14 +1160,16 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static double pct_of_ms(const uint32_t *v, size_t n, double p)
+{
+	if (n == 0)
+		return 0;
+	return v[(size_t)(p * (double)(n - 1) + 0.5)] / 1000.0;
+}
+
 static double pct_ms(double p)
 {
-	size_t i;
-
-	if (lat_count == 0)
-		return 0;
-	i = (size_t)(p * (double)(lat_count - 1) + 0.5);
-	return lat[i] / 1000.0;
+	return pct_of_ms(lat, lat_count, p);
 }
 
 static const char *mode_name(void)
@@ -1221,6 +1242,10 @@ static void setup(void)
 		die("epoll_create1: %s", strerror(errno));
 	clients = calloc(opt.clients, sizeof(*clients));
 	if (clients == NULL)
+		die("out of memory");
+	/* one arrival stamp per idler at most (notified once) */
+	if (opt.mode == MODE_IDLE_IMAP &&
+	    (arr = calloc(opt.clients, sizeof(*arr))) == NULL)
 		die("out of memory");
 	for (unsigned i = 0; i < opt.clients; i++) {
 		clients[i].fd = -1;
@@ -1362,6 +1387,12 @@ static int run_idle(void)
 		mode_name(), ok, failed_final, errors, dropped);
 	if (opt.mode == MODE_IDLE_IMAP) {
 		qsort(lat, lat_count, sizeof(*lat), cmp_u32);
+		qsort(arr, arr_count, sizeof(*arr), cmp_u32);
+		fprintf(stderr, "idle-imap: %zu arrival stamps: median %.2f ms "
+			"p99 %.2f ms max %.2f ms\n", arr_count,
+			pct_of_ms(arr, arr_count, 0.5),
+			pct_of_ms(arr, arr_count, 0.99),
+			pct_of_ms(arr, arr_count, 1.0));
 		fprintf(stderr, "idle-imap: delivery %s in %.2f ms; %u of %u "
 			"idlers saw EXISTS, latency median %.2f ms p99 %.2f "
 			"ms max %.2f ms\n", deliver_done ? "done" : "FAILED",
@@ -1371,11 +1402,16 @@ static int run_idle(void)
 		printf("RESULT mode=idle-imap authenticated=%u failed=%u "
 		       "errors=%" PRIu64 " dropped=%" PRIu64 " watching=%u "
 		       "notified=%u p50_ms=%.3f p99_ms=%.3f max_ms=%.3f "
-		       "lmtp_ms=%.3f delivered=%d\n", ok, failed_final,
+		       "lmtp_ms=%.3f delivered=%d arrived=%zu "
+		       "arrive_p50_ms=%.3f arrive_p99_ms=%.3f "
+		       "arrive_max_ms=%.3f\n", ok, failed_final,
 		       errors, dropped, watching, notified, pct_ms(0.5),
 		       pct_ms(0.99), pct_ms(1.0), t_delivered > t_deliver ?
 		       (t_delivered - t_deliver) / 1e3 : 0.0,
-		       deliver_done ? 1 : 0);
+		       deliver_done ? 1 : 0, arr_count,
+		       pct_of_ms(arr, arr_count, 0.5),
+		       pct_of_ms(arr, arr_count, 0.99),
+		       pct_of_ms(arr, arr_count, 1.0));
 		return ok == opt.clients && dropped == 0 &&
 		       notified == watching && deliver_done ? 0 : 1;
 	}

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arrival.h"
+
 #define MAX_CONNS 30000
 #define LINE_MAX_LEN 8192
 
@@ -52,6 +54,10 @@ static struct sockaddr_in imap_addr, lmtp_addr;
 static volatile sig_atomic_t got_usr1, got_stop;
 static uint32_t *lat;
 static size_t lat_count;
+/* Kernel arrival times of the EXISTS (arrival.h), from t0_real. */
+static uint32_t *arr;
+static size_t arr_count;
+static uint64_t t0_real;
 
 static void die(const char *msg, const char *arg)
 {
@@ -93,6 +99,7 @@ static int tcp_connect(const struct sockaddr_in *sin)
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	arrival_enable(fd);
 	if (connect(fd, (const struct sockaddr *)sin, sizeof(*sin)) < 0) {
 		close(fd);
 		return -1;
@@ -268,16 +275,26 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static double pct_of_ms(const uint32_t *v, size_t n, double p)
+{
+	if (n == 0)
+		return 0;
+	return v[(size_t)(p * (double)(n - 1) + 0.5)] / 1000.0;
+}
+
 static double pct_ms(double p)
 {
-	if (lat_count == 0)
-		return 0;
-	return lat[(size_t)(p * (double)(lat_count - 1) + 0.5)] / 1000.0;
+	return pct_of_ms(lat, lat_count, p);
 }
 
 /* Scans what an idler can read now for "* n EXISTS". */
 static void idler_readable(struct idler *c, uint64_t t0)
 {
+	uint64_t stamp = 0;
+	char byte;
+
+	if (!c->notified)
+		(void)arrival_recv(c->fd, &byte, 1, MSG_PEEK, &stamp);
 	for (;;) {
 		int n = SSL_read(c->ssl, c->buf + c->len,
 				 (int)(sizeof(c->buf) - c->len));
@@ -294,6 +311,9 @@ static void idler_readable(struct idler *c, uint64_t t0)
 				c->notified = true;
 				notified++;
 				lat[lat_count++] = (uint32_t)(now_us() - t0);
+				if (stamp >= t0_real)
+					arr[arr_count++] =
+						(uint32_t)(stamp - t0_real);
 			}
 			memmove(c->buf, c->buf + l, c->len - l);
 			c->len -= l;
@@ -353,8 +373,9 @@ int main(int argc, char **argv)
 	}
 	idlers = calloc(nconns, sizeof(*idlers));
 	lat = calloc(nconns, sizeof(*lat));
+	arr = calloc(nconns, sizeof(*arr));
 	ctx = SSL_CTX_new(TLS_client_method());
-	if (idlers == NULL || lat == NULL || ctx == NULL)
+	if (idlers == NULL || lat == NULL || arr == NULL || ctx == NULL)
 		die("out of memory", NULL);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -389,6 +410,7 @@ int main(int argc, char **argv)
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 
 		t0 = now_us();
+		t0_real = arrival_now_us();
 		if (write(lfd, msg, sizeof(msg) - 1) != (ssize_t)sizeof(msg) - 1)
 			die("LMTP write", strerror(errno));
 		(void)fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
@@ -423,16 +445,25 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nconns; i++)
 		idler_close(&idlers[i]);
 	qsort(lat, lat_count, sizeof(*lat), cmp_u32);
+	qsort(arr, arr_count, sizeof(*arr), cmp_u32);
+	fprintf(stderr, "tlsidle: %zu arrival stamps: median %.2f ms p99 "
+		"%.2f ms max %.2f ms\n", arr_count,
+		pct_of_ms(arr, arr_count, 0.5), pct_of_ms(arr, arr_count, 0.99),
+		pct_of_ms(arr, arr_count, 1.0));
 	fprintf(stderr, "tlsidle: %u in IDLE over TLS; delivery %s; EXISTS "
 		"seen by %u: median %.2f ms p99 %.2f ms max %.2f ms\n",
 		ok_conns, lfd >= 0 ? "done" : "FAILED", notified,
 		pct_ms(0.5), pct_ms(0.99), pct_ms(1.0));
 	printf("RESULT mode=idle-imaps authenticated=%u failed=%u errors=%u "
 	       "watching=%u notified=%u p50_ms=%.3f p99_ms=%.3f max_ms=%.3f "
-	       "lmtp_ms=%.3f delivered=%d\n", ok_conns, nconns - ok_conns,
+	       "lmtp_ms=%.3f delivered=%d arrived=%zu arrive_p50_ms=%.3f "
+	       "arrive_p99_ms=%.3f arrive_max_ms=%.3f\n", ok_conns,
+	       nconns - ok_conns,
 	       (nconns - ok_conns) + (lfd < 0) + (ok_conns - notified),
 	       ok_conns, notified, pct_ms(0.5), pct_ms(0.99), pct_ms(1.0),
-	       t_lmtp > t0 ? (t_lmtp - t0) / 1e3 : 0.0, lfd >= 0);
+	       t_lmtp > t0 ? (t_lmtp - t0) / 1e3 : 0.0, lfd >= 0, arr_count,
+	       pct_of_ms(arr, arr_count, 0.5), pct_of_ms(arr, arr_count, 0.99),
+	       pct_of_ms(arr, arr_count, 1.0));
 	SSL_CTX_free(ctx);
 	return ok_conns == nconns && notified == ok_conns && lfd >= 0 ? 0 : 1;
 usage:
