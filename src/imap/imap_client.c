@@ -195,16 +195,42 @@ bool imap_client_is_recent(const struct imap_client *client, uint32_t uid)
 	return false;
 }
 
+/* Messages of the view before the first with a UID >= uid (the view is
+ * sorted by UID). */
+static uint32_t imap_client_uids_below(const struct imap_client *client,
+				       uint32_t uid)
+{
+	uint32_t lo = 0, hi = imap_client_count(client);
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (imap_client_msg(client, mid + 1)->uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Per range two binary searches, not a walk over the mailbox per idler.
+ * The ranges come in UID order (claims only move forward); any overlap
+ * with an earlier one is not counted twice. */
 uint32_t imap_client_count_recent(const struct imap_client *client)
 {
-	uint32_t n = 0, count = imap_client_count(client);
+	uint32_t n = 0, next = 1;	/* UIDs below next are counted */
 
-	if (client->recent_count == 0)
-		return 0;
-	for (uint32_t seq = 1; seq <= count; seq++) {
-		if (imap_client_is_recent(client, imap_client_msg(client,
-								  seq)->uid))
-			n++;
+	for (size_t i = 0; i < client->recent_count; i++) {
+		uint32_t first = client->recent[i].first;
+		uint32_t last = client->recent[i].last;
+
+		if (first < next)
+			first = next;
+		if (last < first || last == UINT32_MAX)
+			continue;
+		n += imap_client_uids_below(client, last + 1) -
+			imap_client_uids_below(client, first);
+		next = last + 1;
 	}
 	return n;
 }
