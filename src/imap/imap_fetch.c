@@ -131,7 +131,8 @@ static int fetch_add_simple(struct imap_fetch_spec *spec, const char *name,
 	return 1;
 }
 
-/* "<start.length>" (RFC 3501 9: "<" number "." nz-number ">"). */
+/* "<start.length>" (RFC 3501 9: "<" number "." nz-number ">"). Like
+ * Dovecot, "<start>" alone is taken too: from start to the end. */
 static int fetch_parse_partial(struct imap_fetch_item *item, const char *s,
 			       const char **error_r)
 {
@@ -139,14 +140,18 @@ static int fetch_parse_partial(struct imap_fetch_item *item, const char *s,
 
 	if (*s == '\0')
 		return 0;
-	dot = strchr(s, '.');
 	end = s + strlen(s) - 1;
-	if (*s != '<' || *end != '>' || dot == NULL || dot > end ||
+	dot = memchr(s, '.', (size_t)(end - s));
+	if (dot == NULL)
+		dot = end;
+	item->partial_len = UINT64_MAX;
+	if (*s != '<' || *end != '>' || end == s ||
 	    str_to_u64(s + 1, (size_t)(dot - s - 1), FETCH_NUMBER_MAX,
 		       &item->partial_start) < 0 ||
-	    str_to_u64(dot + 1, (size_t)(end - dot - 1), FETCH_NUMBER_MAX,
-		       &item->partial_len) < 0 || item->partial_len == 0) {
-		*error_r = "Invalid partial range in FETCH BODY[]";
+	    (dot != end &&
+	     (str_to_u64(dot + 1, (size_t)(end - dot - 1), FETCH_NUMBER_MAX,
+			 &item->partial_len) < 0 || item->partial_len == 0))) {
+		*error_r = "Invalid partial range in FETCH";
 		return -1;
 	}
 	item->has_partial = true;

@@ -387,6 +387,9 @@ def test_partial_fetches(heron):
         "FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject From)]<6.7>"))
     hf = value_of(got[0][1]["BODY[HEADER.FIELDS (SUBJECT FROM)]<6>"])
     assert hf == b"From: a@example.org\r\nSubject: partial\r\n\r\n"[6:13]
+    # "<start>" without a length (accepted like Dovecot): to the end
+    got = fetch_items(r.ok("FETCH 1 BODY.PEEK[TEXT]<990>"))
+    assert value_of(got[0][1]["BODY[TEXT]<990>"]) == text[990:]
     m.logout()
 
 

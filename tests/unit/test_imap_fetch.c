@@ -71,6 +71,7 @@ static void test_parse_ok(void)
 		{ "BODY.PEEK[]", false, "BODY[]", IMAP_FETCH_NEED_FILE },
 		{ "body.peek[text]<0.10>", false, "BODY[TEXT]<0>",
 		  IMAP_FETCH_NEED_FILE | IMAP_FETCH_NEED_HEADER },
+		{ "BODY.PEEK[]<7>", false, "BODY[]<7>", IMAP_FETCH_NEED_FILE },
 		{ "BODY[1.2.MIME]<5.1>", false, "BODY[1.2.MIME]<5>",
 		  IMAP_FETCH_NEED_FILE | IMAP_FETCH_NEED_PARTS |
 		  IMAP_FETCH_SETS_SEEN },
@@ -146,7 +147,8 @@ static void test_parse_bad(void)
 {
 	static const char *const rows[] = {
 		"", "()", "(FLAGS", "FOO", "(FLAGS FOO)", "(ALL)",
-		"(FAST FLAGS)", "BODY[", "BODY[]<", "BODY[]<1>", "BODY[]<1.0>",
+		"(FAST FLAGS)", "BODY[", "BODY[]<", "BODY[]<>", "BODY[]<1.0>",
+		"BODY[]<.1>", "BODY[]<1.>",
 		"BODY[]<a.1>", "BODY[]<1.2>x", "BODY[]x", "BODY[0]",
 		"BODY[1.]", "BODY[TEXT.1]", "BODY[MIME]", "BODY[HEADER.FIELDS]",
 		"BODY[HEADER.FIELDS ()]", "BODY[HEADER (A)]",
