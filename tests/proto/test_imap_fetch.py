@@ -350,7 +350,7 @@ def test_syntax_errors_are_bad(heron):
     m = imap_login(heron)
     r = Raw(m)
     r.ok("SELECT INBOX")
-    for args in ("1", "1 FOO", "1 (FLAGS", "1 BODY[1.]", "1 BODY[]<1>",
+    for args in ("1", "1 FOO", "1 (FLAGS", "1 BODY[1.]", "1 BODY[]<1.0>",
                  "1 (ALL)", "1 BODY.PEEK", "x FLAGS", "1 FLAGS (FOO 1)",
                  "1 BODY[HEADER.FIELDS ()]", "5 FLAGS", "0 FLAGS"):
         resp, status = r.cmd("FETCH " + args)
