@@ -128,7 +128,7 @@ static void test_parse_bad(void)
 		"BINARY[TEXT]", "BINARY[1.MIME]", "BINARY[1.HEADER]",
 		"BINARY[1.TEXT]", "BINARY.PEEK[HEADER.FIELDS (A)]",
 		"BINARY[0]", "BINARY[1.]", "BINARY[.1]", "BINARY[x]",
-		"BINARY[]<1.0>", "BINARY[]<1>", "BINARY[]x", "BINARY[]<a.1>",
+		"BINARY[]<1.0>", "BINARY[]<>", "BINARY[]x", "BINARY[]<a.1>",
 		"BINARY.SIZE[1]<0.1>", "BINARY.SIZE", "BINARY.SIZE[1]x",
 		"BINARY.PEEK", "BINARY.PEEKX[1]", "BINARY.SIZE[HEADER]",
 	};
