@@ -2,8 +2,8 @@
  * literal8 (RFC 3516), LITERAL+ (RFC 7888), APPENDUID (RFC 4315) and the
  * UTF8 data extension (RFC 6855 4: "UTF8 (~{n}...)" once the client
  * has enabled UTF8=ACCEPT). A NUL is accepted only in a literal8 (RFC
- * 3501 9: CHAR8 excludes it); the bytes are stored as sent, so BINARY[]
- * gives them back (RFC 3516 4.4: no CTE change).
+ * 3501 9: CHAR8 excludes it); binary parts of a literal8 are stored as
+ * base64 (src/mail/binary_convert.h), so BINARY[] gives them back.
  *
  * Message literals never sit in memory: while the command is still being
  * parsed the session hands each one to imap_append_literal_start/_data,
@@ -32,6 +32,7 @@
 #include "conf/config.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "mail/binary_convert.h"
 
 /* Messages in one MULTIAPPEND (each holds an open tmp file). */
 #define APPEND_MAX_MESSAGES 100
@@ -55,6 +56,7 @@ struct imap_append {
 	size_t next_arg;		/* first arg of the next message */
 	bool has_pending_cr;		/* last chunk ended in CR */
 	bool is_literal8;		/* the current message's literal */
+	struct binary_convert *bin;	/* its spool (RFC 3516 4.4) */
 	bool is_name_literal;		/* streaming the mailbox name */
 	char name[APPEND_MAILBOX_LITERAL_MAX + 1];
 	size_t name_len;
@@ -87,6 +89,7 @@ static void append_free(struct imap_append **_ap)
 	*_ap = NULL;
 	for (size_t i = 0; i < ap->count; i++)
 		store_delivery_abort(&ap->d[i]);	/* NULL once committed */
+	binary_convert_abort(&ap->bin);
 	if (!ap->is_done)
 		append_rollback(ap);
 	store_mailbox_close(&ap->mb);
@@ -146,7 +149,7 @@ static int append_open_target(struct imap_client *client,
 		return append_hook_fail(client, "BAD", "Invalid mailbox name");
 	}
 	if (imap_mailbox_name_from_client(name, len,
-			(client->enabled & IMAP_ENABLED_UTF8) != 0,
+			imap_client_utf8_names(client),
 			&ap->store_name, &error) < 0)
 		return append_hook_fail(client, "NO", error);
 	if (store_mailbox_open_flags(client->su, ap->store_name,
@@ -257,6 +260,14 @@ static int append_start_message(struct imap_client *client,
 	ap->count++;
 	ap->has_pending_cr = false;
 	ap->is_literal8 = info->is_literal8;
+	/* RFC 3516 4.4 / 6: a literal8 is spooled raw, its binary parts
+	 * become base64 before the store sees it (binary_convert.h) */
+	if (ap->is_literal8 && (ap->bin = binary_convert_begin(
+			client->set->state_dir, &error)) == NULL) {
+		append_log_error(client, "binary_convert_begin", error);
+		return append_hook_fail(client, "NO",
+					"[SERVERBUG] Can't save the message");
+	}
 	return 0;
 }
 
@@ -376,6 +387,32 @@ static int append_write_message(struct imap_client *client,
 	return append_write(client, data + start, size - start);
 }
 
+static int append_bin_out(void *ctx, const void *data, size_t size,
+			  bool is_last)
+{
+	return append_write_message(ctx, data, size, is_last);
+}
+
+/* A literal8: into the spool; at its end, converted into the store. */
+static int append_write_literal8(struct imap_client *client,
+				 const unsigned char *data, size_t size,
+				 bool is_last)
+{
+	struct imap_append *ap = client->append;
+	const char *error;
+
+	if (binary_convert_write(ap->bin, data, size, &error) == 0 &&
+	    (!is_last || binary_convert_finish(&ap->bin, append_bin_out,
+					       client, &error) >= 0))
+		return 0;
+	if (client->append == NULL)
+		return -1;	/* append_write_message replied */
+	append_log_error(client, "binary_convert", error);
+	return append_hook_fail(client, "NO", errno == ENOSPC ||
+				errno == EDQUOT ? "Out of disk space" :
+				"[SERVERBUG] Can't save the message");
+}
+
 int imap_append_literal_data(struct imap_client *client,
 			     const unsigned char *data, size_t size,
 			     bool is_last)
@@ -400,6 +437,8 @@ int imap_append_literal_data(struct imap_client *client,
 	if (!ap->is_literal8 && memchr(data, '\0', size) != NULL)
 		return append_hook_fail(client, "BAD", "NUL in a literal: "
 					"use a literal8 ~{n}");
+	if (ap->is_literal8)
+		return append_write_literal8(client, data, size, is_last);
 	return append_write_message(client, data, size, is_last);
 }
 

@@ -152,7 +152,7 @@ int cmd_id(struct imap_cmd *cmd)
 }
 
 /* RFC 5161: ENABLE capability... ; we know CONDSTORE, QRESYNC,
- * UTF8=ACCEPT. */
+ * UTF8=ACCEPT, IMAP4rev2 (RFC 9051 6.3.1, Appendix A). */
 int cmd_enable(struct imap_cmd *cmd)
 {
 	struct imap_client *client = cmd->client;
@@ -188,6 +188,17 @@ int cmd_enable(struct imap_cmd *cmd)
 			client->enabled |= IMAP_ENABLED_UTF8;
 			imap_client_parser_update(client);
 			evbuffer_add_printf(out, " UTF8=ACCEPT");
+		} else if (strcasecmp(name, "IMAP4rev2") == 0 &&
+			   client->state == IMAP_STATE_AUTH &&
+			   (client->enabled & IMAP_ENABLED_IMAP4REV2) == 0) {
+			/* RFC 9051 6.3.1: "only valid in the authenticated
+			 * state, before any mailbox is selected" (like
+			 * UTF8=ACCEPT: a selected session keeps rev1).
+			 * Mailbox names and quoted strings become UTF-8
+			 * (5.1, 4.3.1, Appendix A). */
+			client->enabled |= IMAP_ENABLED_IMAP4REV2;
+			imap_client_parser_update(client);
+			evbuffer_add_printf(out, " IMAP4rev2");
 		}
 	}
 	evbuffer_add(out, "\r\n", 2);

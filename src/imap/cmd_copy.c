@@ -56,7 +56,7 @@ static int copy_open_dst(struct imap_cmd *cmd, const char *name,
 	char *store_name;
 
 	if (imap_mailbox_name_from_client(name, len,
-			(client->enabled & IMAP_ENABLED_UTF8) != 0,
+			imap_client_utf8_names(client),
 			&store_name, &error) < 0) {
 		imap_cmd_no(cmd, "%s", error);
 		return -1;

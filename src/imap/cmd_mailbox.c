@@ -4,6 +4,9 @@
  * 5258), LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), CHILDREN (RFC
  * 3348); the CONDSTORE and QRESYNC parameters of SELECT/EXAMINE (RFC
  * 7162 3.1.8, 3.2.5: VANISHED (EARLIER) and FETCH of what changed).
+ * After ENABLE IMAP4rev2 (RFC 9051): SELECT sends LIST and no RECENT /
+ * UNSEEN (6.3.2), STATUS knows no RECENT, DELETE says HASCHILDREN (7.1),
+ * names are UTF-8 (5.1).
  *
  * Names: client spelling -> store spelling via imap_mailbox_name.h;
  * client->mailbox_name holds the store spelling. Not here: message-level
@@ -25,12 +28,21 @@
 #include "lib/strnum.h"
 #include "lib/xmalloc.h"
 
+#ifdef HAVE_UTF8PROC
+#include <utf8proc.h>
+#endif
+
 static unsigned mb_list_flags(struct imap_client *client,
 			      const char *name);
 
 static bool mb_is_utf8(const struct imap_client *client)
 {
-	return (client->enabled & IMAP_ENABLED_UTF8) != 0;
+	return imap_client_utf8_names(client);
+}
+
+static bool mb_is_rev2(const struct imap_client *client)
+{
+	return (client->enabled & IMAP_ENABLED_IMAP4REV2) != 0;
 }
 
 static int mb_arg(struct imap_cmd *cmd, const struct imap_arg *arg,
@@ -50,6 +62,34 @@ static int mb_arg(struct imap_cmd *cmd, const struct imap_arg *arg,
 		return -1;
 	}
 	return 0;
+}
+
+/* RFC 9051 5.1: "Server implementations MUST prohibit the creation of
+ * 8-bit mailbox names that do not comply with Net-Unicode" (RFC 5198:
+ * NFC). We don't normalize (so no OLDNAME, 6.3.9.7): a rev2 CREATE or
+ * RENAME to a name not in NFC is refused. Replies NO itself. */
+static int mb_check_nfc(struct imap_cmd *cmd, const char *store_name)
+{
+	int ret = 0;
+#ifdef HAVE_UTF8PROC
+	char *utf8 = NULL, *nfc;
+	const char *p;
+
+	for (p = store_name; *p != '\0' && *p != '&'; p++)
+		;
+	if (*p == '\0' || !mb_is_rev2(cmd->client) ||
+	    imap_mailbox_name_to_utf8(store_name, &utf8) < 0)
+		return 0;	/* ASCII only, or rejected elsewhere */
+	nfc = (char *)utf8proc_NFC((const utf8proc_uint8_t *)utf8);
+	if (nfc == NULL || strcmp(nfc, utf8) != 0) {
+		imap_cmd_no(cmd, "[CANNOT] Mailbox name is not in Unicode "
+			    "normalization form C");
+		ret = -1;
+	}
+	free(nfc);
+	free(utf8);
+#endif
+	return ret;
 }
 
 /* Replies NO for a failed store call on a mailbox (RFC 5530 codes). */
@@ -141,9 +181,16 @@ static uint32_t select_claim_recent(struct imap_client *client)
 static void select_send_list(struct imap_client *client)
 {
 	struct evbuffer *out = imap_client_output(client);
+	const char *use = imap_mailbox_special_use(client->mailbox_name);
+	unsigned flags = mb_list_flags(client, client->mailbox_name);
 
-	/* RFC 9051 6.3.2: a LIST response with the mailbox name. */
-	evbuffer_add_printf(out, "* LIST () \"/\" ");
+	/* RFC 9051 6.3.2: a LIST response with the mailbox name, its
+	 * attributes "MUST be accurate": the ones LIST gives it (children,
+	 * special use; a selected mailbox is never \Noselect). */
+	evbuffer_add_printf(out, "* LIST (%s%s%s) \"/\" ",
+			    (flags & STORE_LIST_HAS_CHILDREN) ?
+			    "\\HasChildren" : "\\HasNoChildren",
+			    use != NULL ? " " : "", use != NULL ? use : "");
 	(void)imap_mailbox_name_append(out, client->mailbox_name,
 				       imap_client_quote_flags(client));
 	evbuffer_add(out, "\r\n", 2);
@@ -529,6 +576,8 @@ int cmd_create(struct imap_cmd *cmd)
 		imap_cmd_no(cmd, "[CANNOT] %s", error);
 		goto out;
 	}
+	if (mb_check_nfc(cmd, name) < 0)
+		goto out;
 	create_parents(client, name);
 	if (store_mailbox_create(client->su, name, &error) < 0)
 		mb_store_error(cmd, "create", errno, error);
@@ -588,9 +637,10 @@ int cmd_delete(struct imap_cmd *cmd)
 		imap_cmd_ok(cmd, "DELETE completed");
 	} else if (errno == ENOENT && is_noselect_parent(client, name)) {
 		/* RFC 3501 6.3.4: deleting a \Noselect name that has
-		 * inferiors is an error. */
-		imap_cmd_no(cmd, "[CANNOT] Mailbox has children and is "
-			    "\\Noselect");
+		 * inferiors is an error; RFC 9051 7.1 names it. */
+		imap_cmd_no(cmd, "[%s] Mailbox has children and is "
+			    "\\Noselect", mb_is_rev2(client) ?
+			    "HASCHILDREN" : "CANNOT");
 	} else {
 		mb_store_error(cmd, "delete", errno, error);
 	}
@@ -620,7 +670,7 @@ static int rename_check(struct imap_cmd *cmd, const char *old_name,
 		imap_cmd_no(cmd, "[CANNOT] %s", error);
 		return -1;
 	}
-	return 0;
+	return mb_check_nfc(cmd, new_name);
 }
 
 int cmd_rename(struct imap_cmd *cmd)
@@ -727,8 +777,11 @@ struct status_vals {
 	uint64_t v[STATUS_NAMES_COUNT];	/* indexed like status_names */
 };
 
-/* "(MESSAGES UNSEEN ...)": -1 for an unknown item or bad syntax. */
-static int status_parse_items(const struct imap_arg *arg, unsigned *items_r)
+/* "(MESSAGES UNSEEN ...)": -1 for an unknown item or bad syntax.
+ * RFC 9051 9 "status-att" has no RECENT (Appendix E item 12): after
+ * ENABLE IMAP4rev2 it is unknown. */
+static int status_parse_items(const struct imap_client *client,
+			      const struct imap_arg *arg, unsigned *items_r)
 {
 	const struct imap_arg *list;
 	size_t count, j;
@@ -742,7 +795,9 @@ static int status_parse_items(const struct imap_arg *arg, unsigned *items_r)
 						 status_names[j].name))
 				break;
 		}
-		if (j == STATUS_NAMES_COUNT)
+		if (j == STATUS_NAMES_COUNT ||
+		    (status_names[j].item == STATUS_RECENT &&
+		     mb_is_rev2(client)))
 			return -1;
 		*items_r |= status_names[j].item;
 	}
@@ -824,7 +879,7 @@ int cmd_status(struct imap_cmd *cmd)
 	char *name;
 
 	if (cmd->args_count != 2 ||
-	    status_parse_items(&cmd->args[1], &items) < 0) {
+	    status_parse_items(client, &cmd->args[1], &items) < 0) {
 		imap_cmd_bad(cmd, "Invalid STATUS arguments");
 		return IMAP_CMD_DONE;
 	}
@@ -1162,7 +1217,7 @@ static int list_parse_ret(struct list_ctx *ctx, const struct imap_arg *arg)
 			ctx->ret |= LIST_RET_SPECIAL_USE;
 		else if (imap_arg_atom_equals(&list[i], "STATUS") &&
 			 i + 1 < count &&
-			 status_parse_items(&list[i + 1],
+			 status_parse_items(ctx->cmd->client, &list[i + 1],
 					    &ctx->status_items) == 0) {
 			ctx->ret |= LIST_RET_STATUS;
 			i++;

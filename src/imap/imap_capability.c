@@ -1,16 +1,21 @@
 /* imap_capability.c: what CAPABILITY, the greeting and the login reply
- * advertise (RFC 3501 7.2.1). Pre-login lists how to log in; post-login
- * lists the extensions. */
+ * advertise (RFC 3501 7.2.1, RFC 9051 7.2.2). Pre-login lists how to log
+ * in; post-login lists the extensions. */
 #include "imap/imap_capability.h"
 #include "imap/imap_client.h"
 
 #include <stdio.h>
 
-#define IMAP_CAPS_COMMON "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE"
+/* RFC 9051 Appendix A: both revisions; a client opts in to IMAP4rev2
+ * with ENABLE IMAP4rev2. LITERAL+ (RFC 7888) is a superset of the
+ * LITERAL- that IMAP4rev2 includes (RFC 9051 4.3). */
+#define IMAP_CAPS_COMMON \
+	"IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE"
 #define IMAP_CAPS_LOGGED_IN \
 	" NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE BINARY " \
 	"LIST-EXTENDED LIST-STATUS MULTIAPPEND CONDSTORE QRESYNC STATUS=SIZE " \
-	"ESEARCH SEARCHRES WITHIN UTF8=ACCEPT COMPRESS=DEFLATE"
+	"ESEARCH SEARCHRES WITHIN UTF8=ACCEPT COMPRESS=DEFLATE SORT " \
+	"SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
 
 const char *imap_capability_string(struct imap_client *client)
 {

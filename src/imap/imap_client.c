@@ -84,7 +84,15 @@ bool imap_client_output_full(struct imap_client *client)
 
 unsigned imap_client_quote_flags(const struct imap_client *client)
 {
-	return (client->enabled & IMAP_ENABLED_UTF8) ? IMAP_QUOTE_UTF8 : 0;
+	/* RFC 9051 Appendix A: UTF-8 strings only after ENABLE IMAP4rev2
+	 * (or UTF8=ACCEPT, RFC 6855 3). */
+	return imap_client_utf8_names(client) ? IMAP_QUOTE_UTF8 : 0;
+}
+
+bool imap_client_utf8_names(const struct imap_client *client)
+{
+	return (client->enabled & (IMAP_ENABLED_UTF8 |
+				   IMAP_ENABLED_IMAP4REV2)) != 0;
 }
 
 void imap_client_untagged(struct imap_client *client, const char *fmt, ...)
@@ -240,6 +248,10 @@ void imap_client_claim_recent(struct imap_client *client)
 	uint32_t first, next = store_mailbox_uidnext(client->mb);
 	const char *error;
 
+	/* RFC 9051 2.3.2 / Appendix E item 12: \Recent is gone in
+	 * IMAP4rev2; such a session takes it from nobody and shows none. */
+	if (client->enabled & IMAP_ENABLED_IMAP4REV2)
+		return;
 	if (client->is_readonly) {
 		/* RFC 3501 6.3.2: EXAMINE must not take \Recent away from
 		 * other sessions, but (2.3.2) it still sees which messages
@@ -330,7 +342,9 @@ static void imap_client_send_changes(struct imap_client *client,
 		client->exists_sent = count;
 	}
 	recent = imap_client_count_recent(client);
-	if (recent != client->recent_sent || ch->new_count > 0) {
+	/* RFC 9051 Appendix E item 12: no RECENT responses in IMAP4rev2 */
+	if ((client->enabled & IMAP_ENABLED_IMAP4REV2) == 0 &&
+	    (recent != client->recent_sent || ch->new_count > 0)) {
 		imap_client_untagged_num(client, recent, "RECENT");
 		client->recent_sent = recent;
 	}
@@ -951,7 +965,7 @@ static void imap_client_parser_settings(const struct imap_client *client,
 	}
 	pset->max_line_length = max_line;
 	/* RFC 6855 3: UTF-8 in quoted strings after ENABLE UTF8=ACCEPT */
-	pset->utf8 = (client->enabled & IMAP_ENABLED_UTF8) != 0;
+	pset->utf8 = imap_client_utf8_names(client);	/* RFC 9051 4.3.1 */
 }
 
 void imap_client_parser_update(struct imap_client *client)

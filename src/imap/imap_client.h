@@ -42,6 +42,8 @@ enum imap_enabled {
 	IMAP_ENABLED_CONDSTORE = 1 << 0,
 	IMAP_ENABLED_QRESYNC = 1 << 1,
 	IMAP_ENABLED_UTF8 = 1 << 2,
+	/* RFC 9051 (ENABLE IMAP4rev2, Appendix A): UTF-8 mailbox names
+	 * and quoted strings, no \Recent / RECENT, ESEARCH for SEARCH. */
 	IMAP_ENABLED_IMAP4REV2 = 1 << 3,
 };
 
@@ -152,6 +154,9 @@ void imap_cmd_drop_args(struct imap_cmd *cmd);
 void imap_cmd_wake(struct imap_cmd *cmd);
 /* Quote flags for imap_append_*: UTF-8 when enabled. */
 unsigned imap_client_quote_flags(const struct imap_client *client);
+/* Mailbox names are UTF-8, not modified UTF-7: after ENABLE UTF8=ACCEPT
+ * (RFC 6855 3) or ENABLE IMAP4rev2 (RFC 9051 5.1, Appendix A). */
+bool imap_client_utf8_names(const struct imap_client *client);
 
 /* ---- the selected mailbox ---- */
 uint32_t imap_client_count(const struct imap_client *client);
@@ -264,5 +269,7 @@ int cmd_store(struct imap_cmd *cmd);
 int cmd_copy(struct imap_cmd *cmd);	/* also MOVE */
 int cmd_search(struct imap_cmd *cmd);
 int cmd_compress(struct imap_cmd *cmd);	/* cmd_compress.c, RFC 4978 */
+int cmd_sort(struct imap_cmd *cmd);	/* cmd_sort.c, RFC 5256, 5267 */
+int cmd_thread(struct imap_cmd *cmd);
 
 #endif

@@ -37,6 +37,8 @@ static const struct imap_cmd_def imap_commands[] = {
 	{ "UNSELECT", cmd_close, SEL | IMAP_CMD_SELECTED },
 	{ "EXPUNGE", cmd_expunge, SEL | IMAP_CMD_UID_OK },
 	{ "SEARCH", cmd_search, SEL | IMAP_CMD_UID_OK | IMAP_CMD_NO_EXPUNGES },
+	{ "SORT", cmd_sort, SEL | IMAP_CMD_UID_OK | IMAP_CMD_NO_EXPUNGES },
+	{ "THREAD", cmd_thread, SEL | IMAP_CMD_UID_OK | IMAP_CMD_NO_EXPUNGES },
 	{ "FETCH", cmd_fetch, SEL | IMAP_CMD_UID_OK | IMAP_CMD_NO_EXPUNGES },
 	{ "STORE", cmd_store, SEL | IMAP_CMD_UID_OK | IMAP_CMD_NO_EXPUNGES },
 	{ "COPY", cmd_copy, SEL | IMAP_CMD_UID_OK },

@@ -270,8 +270,10 @@ def test_append_literal8_nul_round_trip(heron):
     m.ok("SELECT INBOX")
     resp = m.ok("FETCH 1:2 (BINARY.PEEK[] BINARY.PEEK[1] BINARY.SIZE[] "
                 "BINARY.SIZE[1])")
+    # RFC 3516 4.4: stored as base64 (binary_convert.c), decoded again
+    want = msg.replace(b"Encoding: binary", b"Encoding: base64")
     for part in resp.split(b"* ")[1:]:
-        assert one_value(b"* " + part, "BINARY[]") == ("lit8", msg)
+        assert one_value(b"* " + part, "BINARY[]") == ("lit8", want)
         assert one_value(b"* " + part, "BINARY[1]") == ("lit8", body)
         assert one_value(b"* " + part, "BINARY.SIZE[]")[1] == \
             str(len(msg)).encode()
