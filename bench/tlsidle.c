@@ -49,7 +49,7 @@ struct idler {
 static struct idler *idlers;
 static unsigned nconns, nusers = 1, ok_conns, notified;
 static const char *prefix = "idle", *pass = "benchpass", *domain = "localhost";
-static double timeout = 10, hold = 300;
+static double timeout = 10, hold = 300, linger;
 static struct sockaddr_in imap_addr, lmtp_addr;
 static volatile sig_atomic_t got_usr1, got_stop;
 static uint32_t *lat;
@@ -338,7 +338,7 @@ int main(int argc, char **argv)
 		"Subject: tlsidle\r\nMessage-ID: <tlsidle@localhost>\r\n\r\n"
 		"one message for the idlers\r\n.\r\n";
 
-	while ((ch = getopt(argc, argv, "a:p:L:c:u:U:P:D:t:H:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:p:L:c:u:U:P:D:t:H:W:")) != -1) {
 		switch (ch) {
 		case 'a': addr = optarg; break;
 		case 'p': port = atol(optarg); break;
@@ -350,6 +350,7 @@ int main(int argc, char **argv)
 		case 'D': domain = optarg; break;
 		case 't': timeout = atof(optarg); break;
 		case 'H': hold = atof(optarg); break;
+		case 'W': linger = atof(optarg); break;
 		default: goto usage;
 		}
 	}
@@ -441,6 +442,14 @@ int main(int argc, char **argv)
 		}
 		(void)write(lfd, "QUIT\r\n", 6);
 		close(lfd);
+		/* -W: everyone notified; stay a while before closing, so
+		 * that a profile of the notification ends before the
+		 * teardown starts. */
+		printf("NOTIFIED\n");
+		fflush(stdout);
+		end = now_us() + (uint64_t)(linger * 1e6);
+		while (!got_stop && now_us() < end)
+			usleep(10000);
 	}
 	for (unsigned i = 0; i < nconns; i++)
 		idler_close(&idlers[i]);
@@ -468,7 +477,8 @@ int main(int argc, char **argv)
 	return ok_conns == nconns && notified == ok_conns && lfd >= 0 ? 0 : 1;
 usage:
 	fputs("usage: tlsidle -p IMAPS-PORT -L LMTP-PORT -c N [-u USERS] "
-	      "[-U PREFIX] [-P PASS] [-D DOMAIN] [-t SECS] [-H SECS]\n",
+	      "[-U PREFIX] [-P PASS] [-D DOMAIN] [-t SECS] [-H SECS] "
+	      "[-W SECS]\n",
 	      stderr);
 	return 2;
 }

@@ -3,7 +3,7 @@
  * The search keys after the charset are a SEARCH program (imap_search.h);
  * sort keys and threading are imap_sort.c and imap_thread.c.
  *
- * Like SEARCH, the view is walked in slices of SORT_SLICE_USECS (the
+ * Like SEARCH, the view is walked in time slices (imap_search_run.h: the
  * handler returns IMAP_CMD_AGAIN and is woken from the event loop); each
  * match gets its sort data at once: index values, or header values from
  * the MIME tree in the store's cache (shared with FETCH ENVELOPE) or,
@@ -23,41 +23,29 @@
 #include <event2/buffer.h>
 
 #include "imap/imap_fetch.h"
-#include "imap/imap_search.h"
+#include "imap/imap_search_run.h"
 #include "imap/imap_sort.h"
 #include "imap/imap_thread.h"
 #include "lib/log.h"
 #include "lib/strbuf.h"
-#include "lib/timeutil.h"
 #include "lib/xmalloc.h"
 #include "mail/message_parser.h"
 #include "mail/rfc5322.h"
 
-#define SORT_SLICE_USECS 8000
-#define SORT_CLOCK_EVERY 256
 /* Header bytes read for the sort keys; a longer header is cut there. */
 #define SORT_HEADER_MAX (256 * 1024)
 
-enum sort_return {
-	SORT_RETURN_MIN = 1 << 0,
-	SORT_RETURN_MAX = 1 << 1,
-	SORT_RETURN_ALL = 1 << 2,
-	SORT_RETURN_COUNT = 1 << 3,
-};
-
 struct sort_ctx {
-	struct imap_search_program *search;
+	struct imap_search_run run;
 	bool is_thread;
 	struct imap_sort_program sort;
 	enum imap_thread_alg alg;
-	unsigned ret;			/* enum sort_return; 0: SORT */
+	unsigned ret;		/* enum imap_search_return; 0: SORT */
 	unsigned needs;			/* enum imap_sort_need */
 	bool needs_refs;		/* THREAD=REFERENCES */
-	uint32_t next_seq;
 	struct imap_sort_item *items;	/* SORT matches */
 	struct imap_thread_msg *msgs;	/* THREAD matches */
 	size_t count, cap;
-	bool has_error;
 };
 
 /* A message's header as sort data: the tree (cached or parsed from the
@@ -72,7 +60,7 @@ static void sort_ctx_free(void *_ctx)
 {
 	struct sort_ctx *ctx = _ctx;
 
-	imap_search_free(&ctx->search);
+	imap_search_run_deinit(&ctx->run);
 	for (size_t i = 0; i < ctx->count; i++) {
 		if (ctx->is_thread)
 			imap_thread_msg_free(&ctx->msgs[i]);
@@ -82,11 +70,6 @@ static void sort_ctx_free(void *_ctx)
 	free(ctx->items);
 	free(ctx->msgs);
 	free(ctx);
-}
-
-static uint64_t now_usecs(void)
-{
-	return time_mono_nsecs() / 1000;
 }
 
 /* ---- header data ---- */
@@ -283,10 +266,12 @@ static void sort_grow(struct sort_ctx *ctx)
 					   sizeof(*ctx->items));
 }
 
-/* Adds a match with its sort data. Returns true if a file was read. */
-static bool sort_add(struct imap_cmd *cmd, struct sort_ctx *ctx,
-		     uint32_t seq, const struct store_msg *msg)
+/* imap_search_match_func: adds a match with its sort data. Returns
+ * true if a file was read. */
+static bool sort_add(struct imap_cmd *cmd, uint32_t seq,
+		     const struct store_msg *msg)
 {
+	struct sort_ctx *ctx = cmd->ctx;
 	struct sort_header sh;
 	int ret = 1;
 
@@ -294,7 +279,7 @@ static bool sort_add(struct imap_cmd *cmd, struct sort_ctx *ctx,
 	if (ctx->needs != 0 &&
 	    (ret = sort_get_header(cmd, ctx, msg, &sh)) <= 0) {
 		if (ret < 0)
-			ctx->has_error = true;
+			ctx->run.has_error = true;
 		return true;
 	}
 	sort_grow(ctx);
@@ -309,156 +294,13 @@ static bool sort_add(struct imap_cmd *cmd, struct sort_ctx *ctx,
 	return ctx->needs != 0;
 }
 
-struct sort_read_ctx {
-	struct imap_search_file file;	/* first: imap_search_file_read */
-	struct store_mailbox *mb;
-	uint32_t uid;
-};
-
-/* The MIME tree cache for body keys, shared with SEARCH and FETCH. */
-static struct message_part *sort_parts_get(void *_ctx)
-{
-	struct sort_read_ctx *rc = _ctx;
-	struct message_part *root;
-	bool is_full;
-
-	if (imap_parts_cache_get(rc->mb, rc->uid, true, &root, &is_full) > 0)
-		return root;
-	return NULL;
-}
-
-static void sort_parts_put(void *_ctx, const struct message_part *root)
-{
-	struct sort_read_ctx *rc = _ctx;
-
-	imap_parts_cache_put(rc->mb, rc->uid, root, true);
-}
-
-/* SEARCH's content evaluation for one message (header/body keys). */
-static int sort_search_content(struct imap_cmd *cmd, struct sort_ctx *ctx,
-			       const struct imap_search_msg *m)
-{
-	struct imap_client *client = cmd->client;
-	struct sort_read_ctx rc;
-	const char *error;
-	int ret;
-
-	if ((rc.file.fd = store_msg_open(client->mb, m->msg, &error)) < 0) {
-		if (errno == ENOENT)
-			return IMAP_SEARCH_NO;
-		log_error("imap sort user=%s uid=%u: %s", client->user,
-			  m->msg->uid, error);
-		ctx->has_error = true;
-		return IMAP_SEARCH_NO;
-	}
-	rc.file.size = m->msg->size > 0 ? m->msg->size : UINT64_MAX;
-	rc.mb = client->mb;
-	rc.uid = m->msg->uid;
-	ret = imap_search_eval_content_parts(ctx->search, m,
-					     imap_search_file_read, &rc,
-					     sort_parts_get, sort_parts_put);
-	if (ret < 0) {
-		log_error("imap sort user=%s uid=%u: read() failed: %m",
-			  client->user, m->msg->uid);
-		ctx->has_error = true;
-		ret = IMAP_SEARCH_NO;
-	}
-	close(rc.file.fd);
-	return ret;
-}
-
-/* Evaluates and collects until the slice is used up. Returns true when
- * the whole view was done. */
-static bool sort_slice(struct imap_cmd *cmd, struct sort_ctx *ctx)
-{
-	struct imap_client *client = cmd->client;
-	uint32_t count = imap_client_count(client);
-	uint64_t start = now_usecs();
-	unsigned since_clock = 0;
-
-	for (; ctx->next_seq <= count; ctx->next_seq++) {
-		struct imap_search_msg m;
-		int r;
-
-		m.seq = ctx->next_seq;
-		m.msg = imap_client_msg(client, m.seq);
-		m.is_recent = imap_client_is_recent(client, m.msg->uid);
-		r = imap_search_eval_cheap(ctx->search, &m);
-		if (r == IMAP_SEARCH_MAYBE) {
-			r = sort_search_content(cmd, ctx, &m);
-			since_clock = SORT_CLOCK_EVERY;
-		}
-		if (r == IMAP_SEARCH_YES && sort_add(cmd, ctx, m.seq, m.msg))
-			since_clock = SORT_CLOCK_EVERY;
-		if (++since_clock >= SORT_CLOCK_EVERY) {
-			since_clock = 0;
-			if (now_usecs() - start >= SORT_SLICE_USECS &&
-			    ctx->next_seq < count) {
-				ctx->next_seq++;
-				return false;
-			}
-		}
-	}
-	return true;
-}
-
 /* ---- replies ---- */
-
-static uint32_t sort_number(struct imap_cmd *cmd, uint32_t seq)
-{
-	return cmd->uid ? imap_client_msg(cmd->client, seq)->uid : seq;
-}
-
-/* RFC 5267 3: ALL in sort order; only ascending runs become ranges. */
-static void sort_add_set(struct imap_cmd *cmd, struct evbuffer *out,
-			 const struct sort_ctx *ctx)
-{
-	for (size_t i = 0; i < ctx->count;) {
-		uint32_t first = sort_number(cmd, ctx->items[i].seq);
-		uint32_t last = first;
-		size_t j = i + 1;
-
-		while (j < ctx->count && last < UINT32_MAX &&
-		       sort_number(cmd, ctx->items[j].seq) == last + 1) {
-			last++;
-			j++;
-		}
-		evbuffer_add_printf(out, i == 0 ? "%u" : ",%u", first);
-		if (last != first)
-			evbuffer_add_printf(out, ":%u", last);
-		i = j;
-	}
-}
-
-static void sort_reply_esort(struct imap_cmd *cmd, struct sort_ctx *ctx)
-{
-	struct evbuffer *out = imap_client_output(cmd->client);
-
-	evbuffer_add_printf(out, "* ESEARCH (TAG \"%s\")%s", cmd->tag,
-			    cmd->uid ? " UID" : "");
-	if (ctx->count > 0) {
-		/* RFC 5267 3: the first and last in sort order */
-		if (ctx->ret & SORT_RETURN_MIN)
-			evbuffer_add_printf(out, " MIN %u",
-				sort_number(cmd, ctx->items[0].seq));
-		if (ctx->ret & SORT_RETURN_MAX)
-			evbuffer_add_printf(out, " MAX %u",
-				sort_number(cmd,
-					    ctx->items[ctx->count - 1].seq));
-		if (ctx->ret & SORT_RETURN_ALL) {
-			evbuffer_add(out, " ALL ", 5);
-			sort_add_set(cmd, out, ctx);
-		}
-	}
-	if (ctx->ret & SORT_RETURN_COUNT)
-		evbuffer_add_printf(out, " COUNT %zu", ctx->count);
-	evbuffer_add(out, "\r\n", 2);
-}
 
 static void sort_reply(struct imap_cmd *cmd, struct sort_ctx *ctx)
 {
 	struct evbuffer *out = imap_client_output(cmd->client);
 	struct strbuf sb = { NULL, 0, 0 };
+	uint32_t *seqs;
 	char *text;
 
 	if (ctx->is_thread) {
@@ -469,31 +311,25 @@ static void sort_reply(struct imap_cmd *cmd, struct sort_ctx *ctx)
 		return;
 	}
 	imap_sort_items(ctx->items, ctx->count, &ctx->sort);
-	if (ctx->ret != 0) {
-		sort_reply_esort(cmd, ctx);
-		return;
-	}
-	evbuffer_add(out, "* SORT", 6);
+	seqs = xreallocarray(NULL, ctx->count + 1, sizeof(*seqs));
 	for (size_t i = 0; i < ctx->count; i++)
-		evbuffer_add_printf(out, " %u",
-				    sort_number(cmd, ctx->items[i].seq));
-	evbuffer_add(out, "\r\n", 2);
+		seqs[i] = ctx->items[i].seq;
+	/* RFC 5267 3: MIN and MAX are the first and last in sort order */
+	if (ctx->ret != 0)
+		imap_search_reply_esearch(cmd, seqs, ctx->count, ctx->ret,
+					  false);
+	else
+		imap_search_reply_list(cmd, "SORT", seqs, ctx->count, false);
+	free(seqs);
 }
 
 static int sort_continue(struct imap_cmd *cmd)
 {
 	struct sort_ctx *ctx = cmd->ctx;
-	const char *error;
 
-	if (!sort_slice(cmd, ctx)) {
-		cmd->resume = sort_continue;
-		imap_cmd_wake(cmd);
+	if (!imap_search_run_slice(cmd, &ctx->run, sort_continue))
 		return IMAP_CMD_AGAIN;
-	}
-	if (store_msg_cache_flush(cmd->client->mb, &error) < 0)
-		log_warn("imap sort cache flush user=%s: %s",
-			 cmd->client->user, error);
-	if (ctx->has_error) {
+	if (ctx->run.has_error) {
 		imap_cmd_no(cmd, "[SERVERBUG] %s failed: messages could not "
 			    "be read", ctx->is_thread ? "Thread" : "Sort");
 		return IMAP_CMD_DONE;
@@ -506,44 +342,6 @@ static int sort_continue(struct imap_cmd *cmd)
 
 /* ---- parsing ---- */
 
-static int sort_keyword_index(void *_ctx, const char *name, unsigned *idx_r)
-{
-	struct imap_client *client = _ctx;
-	const char *error;
-
-	return store_mailbox_keyword_index(client->mb, name, false, idx_r,
-					   &error);
-}
-
-/* RFC 5267 3: RETURN (MIN MAX COUNT ALL) before the sort criteria.
- * Returns the arguments used (0 or 2) or -1. */
-static int sort_parse_return(struct sort_ctx *ctx,
-			     const struct imap_arg *args, size_t count)
-{
-	static const struct { const char *name; unsigned bit; } opts[] = {
-		{ "MIN", SORT_RETURN_MIN }, { "MAX", SORT_RETURN_MAX },
-		{ "ALL", SORT_RETURN_ALL }, { "COUNT", SORT_RETURN_COUNT },
-	};
-	const struct imap_arg *list;
-	size_t list_count, j;
-
-	if (count < 2 || !imap_arg_atom_equals(&args[0], "RETURN"))
-		return 0;
-	if (!imap_arg_get_list(&args[1], &list, &list_count))
-		return -1;
-	for (size_t i = 0; i < list_count; i++) {
-		for (j = 0; j < sizeof(opts) / sizeof(opts[0]); j++)
-			if (imap_arg_atom_equals(&list[i], opts[j].name))
-				break;
-		if (j == sizeof(opts) / sizeof(opts[0]))
-			return -1;
-		ctx->ret |= opts[j].bit;
-	}
-	if (ctx->ret == 0)
-		ctx->ret = SORT_RETURN_ALL;	/* "RETURN ()" */
-	return 2;
-}
-
 /* The search program from "charset key...": SEARCH's parser with the
  * charset given as "CHARSET name" (RFC 5256 5 search-criteria).
  * Returns 0, or -1 after replying. */
@@ -551,20 +349,12 @@ static int sort_parse_search(struct imap_cmd *cmd, struct sort_ctx *ctx,
 			     const struct imap_arg *args, size_t count)
 {
 	static char charset_word[] = "CHARSET";
-	struct imap_client *client = cmd->client;
-	struct imap_search_env env;
 	struct imap_arg *full;
-	const char *error, *cs;
+	const char *cs;
 	int ret;
 
 	if (count < 2 || !imap_arg_get_astring(&args[0], &cs, NULL)) {
 		imap_cmd_bad(cmd, "Missing charset or search keys");
-		return -1;
-	}
-	/* RFC 6855 3: after ENABLE UTF8=ACCEPT only UTF-8 (US-ASCII) */
-	if ((client->enabled & IMAP_ENABLED_UTF8) != 0 &&
-	    strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "US-ASCII") != 0) {
-		imap_cmd_bad(cmd, "CHARSET conflicts with UTF8=ACCEPT");
 		return -1;
 	}
 	full = xcalloc(count + 1, sizeof(*full));
@@ -572,22 +362,10 @@ static int sort_parse_search(struct imap_cmd *cmd, struct sort_ctx *ctx,
 	full[0].str = charset_word;
 	full[0].len = sizeof(charset_word) - 1;
 	memcpy(full + 1, args, count * sizeof(*args));
-	memset(&env, 0, sizeof(env));
-	env.msg_count = imap_client_count(client);
-	env.max_uid = env.msg_count > 0 ?
-		imap_client_msg(client, env.msg_count)->uid : 0;
-	env.saved_uids = client->saved_uids;
-	env.saved_count = client->saved_uids != NULL ? client->saved_count : 0;
-	env.keyword_index = sort_keyword_index;
-	env.ctx = client;
-	env.now = time(NULL);
-	ret = imap_search_parse(full, count + 1, &env, &ctx->search, &error);
+	/* RFC 6855 3: only UTF-8 (US-ASCII) after ENABLE UTF8=ACCEPT */
+	ret = imap_search_run_parse(cmd, &ctx->run, full, count + 1);
 	free(full);
-	if (ret == IMAP_SEARCH_ERR_CHARSET)
-		imap_cmd_no(cmd, "%s", error);
-	else if (ret < 0)
-		imap_cmd_bad(cmd, "%s", error);
-	return ret < 0 ? -1 : 0;
+	return ret;
 }
 
 /* SORT: [RETURN (...)] (criteria) charset keys. Returns 0 or -1 after
@@ -599,7 +377,10 @@ static int sort_parse_sort(struct imap_cmd *cmd, struct sort_ctx *ctx)
 	const char *error;
 	int used;
 
-	if ((used = sort_parse_return(ctx, args, count)) < 0) {
+	/* RFC 5267 3: RETURN (MIN MAX COUNT ALL) before the criteria */
+	if ((used = imap_search_parse_return(args, count,
+					     ~(unsigned)IMAP_SEARCH_RETURN_SAVE,
+					     &ctx->ret)) < 0) {
 		imap_cmd_bad(cmd, "Invalid RETURN options");
 		return -1;
 	}
@@ -643,20 +424,12 @@ static int sort_start(struct imap_cmd *cmd, bool is_thread)
 
 	cmd->ctx = ctx;
 	cmd->ctx_free = sort_ctx_free;
-	ctx->next_seq = 1;
+	ctx->run.what = "sort";
+	ctx->run.match = sort_add;
 	ctx->is_thread = is_thread;
 	if ((is_thread ? sort_parse_thread(cmd, ctx) :
 	     sort_parse_sort(cmd, ctx)) < 0)
 		return IMAP_CMD_DONE;
-	if (ctx->search->has_modseq &&
-	    (cmd->client->enabled & IMAP_ENABLED_CONDSTORE) == 0) {
-		/* RFC 7162 3.1: MODSEQ is a CONDSTORE enabling key */
-		cmd->client->enabled |= IMAP_ENABLED_CONDSTORE;
-		imap_client_untagged(cmd->client,
-			"OK [HIGHESTMODSEQ %llu] Highest",
-			(unsigned long long)
-			store_mailbox_highestmodseq(cmd->client->mb));
-	}
 	return sort_continue(cmd);
 }
 
