@@ -18,6 +18,7 @@
 #include "auth/auth.h"
 #include "conf/config.h"
 #include "lib/log.h"
+#include "lib/spool.h"
 #include "lib/strnum.h"
 #include "lib/xmalloc.h"
 #include "net/conn.h"
@@ -343,7 +344,7 @@ static void cmd_data(struct lmtp_client *client, const char *args,
 	data = xcalloc(1, sizeof(*data));
 	data->spool_fd = -1;
 	if (data_open_direct(client, data) < 0) {
-		data->spool_fd = lmtp_spool_open(client->set->state_dir);
+		data->spool_fd = spool_open(client->set->state_dir);
 		if (data->spool_fd < 0) {
 			log_error("lmtp id=%llu: opening a spool file in %s "
 				  "failed: %s",

@@ -32,35 +32,6 @@
 #define LMTP_EX_NOUSER 67
 #define LMTP_EX_TEMPFAIL 75
 
-int lmtp_spool_open(const char *state_dir)
-{
-	char *dir, *path;
-	int fd;
-
-	/* state_dir is the master's; the workers write its spool/ (made
-	 * by master.c, owned by `user`). */
-	if (state_dir == NULL || *state_dir == '\0')
-		dir = xstrdup(P_tmpdir);
-	else
-		dir = xasprintf("%s/spool", state_dir);
-#ifdef O_TMPFILE
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		free(dir);
-		return fd;
-	}
-#endif
-	/* Filesystems without O_TMPFILE: create and unlink at once, so the
-	 * file goes away with the fd whatever happens to the process. */
-	path = xasprintf("%s/lmtp-spool.XXXXXX", dir);
-	free(dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd >= 0)
-		(void)unlink(path);
-	free(path);
-	return fd;
-}
-
 int lmtp_write_full(int fd, const void *data, size_t len)
 {
 	const char *p = data;

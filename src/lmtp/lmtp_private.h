@@ -160,9 +160,6 @@ void lmtp_hdr_scan_finish(struct lmtp_hdr_scan *scan);
 
 /* ---- lmtp_deliver.c ---- */
 
-/* Opens an anonymous temporary file in <state_dir>/spool (O_TMPFILE, or
- * mkstemp and unlink). Returns an fd or -1 with errno. */
-int lmtp_spool_open(const char *state_dir);
 /* Writes all of data; -1 with errno. */
 int lmtp_write_full(int fd, const void *data, size_t len);
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "lib/base64.h"
+#include "lib/spool.h"
 #include "lib/xmalloc.h"
 #include "mail/message_parser.h"
 
@@ -673,32 +674,6 @@ out_free:
 }
 
 /* ---- the spool ---- */
-
-static int spool_open(const char *state_dir)
-{
-	char *dir, *path;
-	int fd;
-
-	if (state_dir == NULL || *state_dir == '\0')
-		dir = xstrdup(P_tmpdir);
-	else
-		dir = xasprintf("%s/spool", state_dir);
-#ifdef O_TMPFILE
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		free(dir);
-		return fd;
-	}
-#endif
-	/* no O_TMPFILE: unlinked at once, gone with the fd */
-	path = xasprintf("%s/binary-spool.XXXXXX", dir);
-	free(dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd >= 0)
-		(void)unlink(path);
-	free(path);
-	return fd;
-}
 
 struct binary_convert *binary_convert_begin(const char *state_dir,
 					    const char **error_r)

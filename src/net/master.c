@@ -9,7 +9,7 @@
  * creates and removes the sockets in it without CAP_DAC_OVERRIDE, and a
  * worker can't replace the control socket. The auth socket is handed to
  * `user` (0600); the only directory workers write is MASTER_SPOOL_DIR
- * (the LMTP spool, lmtp_spool_open), owned by `user`, mode 0700. */
+ * (spool_open: LMTP and literal8 APPEND), owned by `user`, mode 0700. */
 #include "net/master.h"
 #include "net/control.h"
 #include "net/limits.h"
