@@ -25,33 +25,6 @@ static void search_ctx_free(void *_ctx)
 	free(ctx);
 }
 
-/* RFC 5182 2.4: SAVE with MIN and/or MAX alone saves those only. */
-static void search_save(struct imap_cmd *cmd, struct search_ctx *ctx)
-{
-	struct imap_client *client = cmd->client;
-	const struct imap_search_run *run = &ctx->run;
-	bool ends_only = (ctx->ret & (IMAP_SEARCH_RETURN_MIN |
-				      IMAP_SEARCH_RETURN_MAX)) &&
-		!(ctx->ret & (IMAP_SEARCH_RETURN_ALL |
-			      IMAP_SEARCH_RETURN_COUNT));
-	size_t n = 0;
-
-	free(client->saved_uids);
-	client->saved_uids = xreallocarray(NULL, run->count + 1,
-					   sizeof(uint32_t));
-	for (size_t i = 0; i < run->count; i++) {
-		bool keep = !ends_only ||
-			((ctx->ret & IMAP_SEARCH_RETURN_MIN) && i == 0) ||
-			((ctx->ret & IMAP_SEARCH_RETURN_MAX) &&
-			 i == run->count - 1);
-
-		if (keep)
-			client->saved_uids[n++] =
-				imap_client_msg(client, run->seqs[i])->uid;
-	}
-	client->saved_count = n;
-}
-
 static void search_finish(struct imap_cmd *cmd, struct search_ctx *ctx)
 {
 	const struct imap_search_run *run = &ctx->run;
@@ -64,7 +37,8 @@ static void search_finish(struct imap_cmd *cmd, struct search_ctx *ctx)
 		return;
 	}
 	if (ctx->ret & IMAP_SEARCH_RETURN_SAVE)
-		search_save(cmd, ctx);
+		imap_search_save(cmd->client, run->seqs, run->count,
+				 ctx->ret);
 	if (!ctx->is_esearch)
 		imap_search_reply_list(cmd, "SEARCH", run->seqs, run->count,
 				       run->prog->has_modseq);

@@ -314,11 +314,15 @@ static void sort_reply(struct imap_cmd *cmd, struct sort_ctx *ctx)
 	seqs = xreallocarray(NULL, ctx->count + 1, sizeof(*seqs));
 	for (size_t i = 0; i < ctx->count; i++)
 		seqs[i] = ctx->items[i].seq;
-	/* RFC 5267 3: MIN and MAX are the first and last in sort order */
-	if (ctx->ret != 0)
+	/* RFC 5182 1: SAVE works for commands based on SEARCH, SORT too */
+	if (ctx->ret & IMAP_SEARCH_RETURN_SAVE)
+		imap_search_save(cmd->client, seqs, ctx->count, ctx->ret);
+	/* RFC 5267 3: MIN and MAX are the first and last in sort order;
+	 * RFC 5182 2.4: SAVE alone gives no ESORT reply */
+	if (ctx->ret != 0 && ctx->ret != IMAP_SEARCH_RETURN_SAVE)
 		imap_search_reply_esearch(cmd, seqs, ctx->count, ctx->ret,
 					  false);
-	else
+	else if (ctx->ret == 0)
 		imap_search_reply_list(cmd, "SORT", seqs, ctx->count, false);
 	free(seqs);
 }
@@ -330,6 +334,8 @@ static int sort_continue(struct imap_cmd *cmd)
 	if (!imap_search_run_slice(cmd, &ctx->run, sort_continue))
 		return IMAP_CMD_AGAIN;
 	if (ctx->run.has_error) {
+		if (ctx->ret & IMAP_SEARCH_RETURN_SAVE)
+			cmd->client->saved_count = 0;	/* RFC 5182 2.1 */
 		imap_cmd_no(cmd, "[SERVERBUG] %s failed: messages could not "
 			    "be read", ctx->is_thread ? "Thread" : "Sort");
 		return IMAP_CMD_DONE;
@@ -377,9 +383,9 @@ static int sort_parse_sort(struct imap_cmd *cmd, struct sort_ctx *ctx)
 	const char *error;
 	int used;
 
-	/* RFC 5267 3: RETURN (MIN MAX COUNT ALL) before the criteria */
-	if ((used = imap_search_parse_return(args, count,
-					     ~(unsigned)IMAP_SEARCH_RETURN_SAVE,
+	/* RFC 5267 3: RETURN (MIN MAX COUNT ALL) before the criteria;
+	 * SAVE (RFC 5182) too */
+	if ((used = imap_search_parse_return(args, count, ~0u,
 					     &ctx->ret)) < 0) {
 		imap_cmd_bad(cmd, "Invalid RETURN options");
 		return -1;
@@ -428,8 +434,12 @@ static int sort_start(struct imap_cmd *cmd, bool is_thread)
 	ctx->run.match = sort_add;
 	ctx->is_thread = is_thread;
 	if ((is_thread ? sort_parse_thread(cmd, ctx) :
-	     sort_parse_sort(cmd, ctx)) < 0)
+	     sort_parse_sort(cmd, ctx)) < 0) {
+		/* RFC 5182 2.1: a failed SORT ... SAVE empties "$" */
+		if (ctx->ret & IMAP_SEARCH_RETURN_SAVE)
+			cmd->client->saved_count = 0;
 		return IMAP_CMD_DONE;
+	}
 	return sort_continue(cmd);
 }
 

@@ -390,3 +390,35 @@ void imap_search_reply_esearch(struct imap_cmd *cmd, const uint32_t *seqs,
 			search_esearch_modseq(cmd, seqs, count, ret));
 	evbuffer_add(out, "\r\n", 2);
 }
+
+static int uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void imap_search_save(struct imap_client *client, const uint32_t *seqs,
+		      size_t count, unsigned ret)
+{
+	bool ends_only = (ret & (IMAP_SEARCH_RETURN_MIN |
+				 IMAP_SEARCH_RETURN_MAX)) &&
+		!(ret & (IMAP_SEARCH_RETURN_ALL | IMAP_SEARCH_RETURN_COUNT));
+	size_t n = 0;
+
+	free(client->saved_uids);
+	client->saved_uids = xreallocarray(NULL, count + 1, sizeof(uint32_t));
+	for (size_t i = 0; i < count; i++) {
+		bool keep = !ends_only ||
+			((ret & IMAP_SEARCH_RETURN_MIN) && i == 0) ||
+			((ret & IMAP_SEARCH_RETURN_MAX) && i == count - 1);
+
+		if (keep)
+			client->saved_uids[n++] =
+				imap_client_msg(client, seqs[i])->uid;
+	}
+	/* A set: kept ascending (SORT hands them in sort order), as the
+	 * lookups of "$" expect. */
+	qsort(client->saved_uids, n, sizeof(uint32_t), uid_cmp);
+	client->saved_count = n;
+}

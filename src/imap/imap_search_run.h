@@ -72,4 +72,10 @@ void imap_search_reply_list(struct imap_cmd *cmd, const char *name,
 void imap_search_reply_esearch(struct imap_cmd *cmd, const uint32_t *seqs,
 			       size_t count, unsigned ret, bool with_modseq);
 
+/* RFC 5182: "$" := the UIDs of seqs (SEARCH, or SORT in sort order);
+ * 2.4: with MIN and/or MAX but neither ALL nor COUNT, only seqs[0]
+ * and/or seqs[count - 1]. */
+void imap_search_save(struct imap_client *client, const uint32_t *seqs,
+		      size_t count, unsigned ret);
+
 #endif

@@ -230,6 +230,26 @@ def test_esort(box):
         b'* ESEARCH (TAG "e4") UID MAX %d' % u[0]
 
 
+def test_sort_save(box):
+    """RFC 5182 1: SAVE works for SORT too (SEARCHRES); alone it gives no
+    ESORT reply; with MIN alone only the first in sort order is saved; a
+    failed SORT ... SAVE empties "$"."""
+    lines, r = tagged(box, "v1", "SORT RETURN (SAVE) (SUBJECT) UTF-8 2:4")
+    assert b"OK" in r, r
+    assert not any(x.startswith(b"* ESEARCH") or x.startswith(b"* SORT")
+                   for x in lines), lines
+    lines, r = tagged(box, "v2", "SEARCH $")
+    assert reply_nums(lines, b"SEARCH") == [2, 3, 4]
+    lines, r = tagged(box, "v3", "SORT RETURN (SAVE MIN) (SUBJECT) UTF-8 ALL")
+    assert reply_line(lines, b"ESEARCH") == b'* ESEARCH (TAG "v3") MIN 5'
+    lines, r = tagged(box, "v4", "SEARCH $")
+    assert reply_nums(lines, b"SEARCH") == [5]
+    lines, r = tagged(box, "v5", "SORT RETURN (SAVE) (SUBJECT) BOGUS-8 ALL")
+    assert b" NO " in r, r
+    lines, r = tagged(box, "v6", "SEARCH $")
+    assert reply_nums(lines, b"SEARCH") == []
+
+
 def test_thread(box):
     lines, r = tagged(box, "t1", "THREAD REFERENCES UTF-8 ALL")
     assert b"OK" in r
