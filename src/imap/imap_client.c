@@ -177,20 +177,10 @@ const struct store_msg *imap_client_msg(const struct imap_client *client,
 uint32_t imap_client_uid_to_seq(const struct imap_client *client,
 				uint32_t uid)
 {
-	uint32_t lo = 0, hi = imap_client_count(client);
+	uint32_t i = imap_client_uids_below(client, uid);
 
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		uint32_t u = store_mailbox_msg(client->mb, mid)->uid;
-
-		if (u == uid)
-			return mid + 1;
-		if (u < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
+	return i < imap_client_count(client) &&
+		imap_client_msg(client, i + 1)->uid == uid ? i + 1 : 0;
 }
 
 bool imap_client_is_recent(const struct imap_client *client, uint32_t uid)
@@ -203,10 +193,8 @@ bool imap_client_is_recent(const struct imap_client *client, uint32_t uid)
 	return false;
 }
 
-/* Messages of the view before the first with a UID >= uid (the view is
- * sorted by UID). */
-static uint32_t imap_client_uids_below(const struct imap_client *client,
-				       uint32_t uid)
+uint32_t imap_client_uids_below(const struct imap_client *client,
+				uint32_t uid)
 {
 	uint32_t lo = 0, hi = imap_client_count(client);
 

@@ -104,7 +104,8 @@ struct imap_client {
 	/* UIDs this session holds \Recent for (RFC 3501 2.3.2). */
 	struct imap_recent_range *recent;
 	size_t recent_count;
-	/* SEARCHRES (RFC 5182): the saved result, NULL if none. */
+	/* SEARCHRES (RFC 5182): the saved result, ascending, NULL if
+	 * none. */
 	uint32_t *saved_uids;
 	size_t saved_count;
 	bool is_idling;
@@ -165,6 +166,10 @@ const struct store_msg *imap_client_msg(const struct imap_client *client,
 					uint32_t seq);
 /* UID -> seq (0 if not in the view); binary search. */
 uint32_t imap_client_uid_to_seq(const struct imap_client *client,
+				uint32_t uid);
+/* How many messages of the view have a UID below uid (the view is
+ * sorted by UID): the 0-based index of the first with a UID >= uid. */
+uint32_t imap_client_uids_below(const struct imap_client *client,
 				uint32_t uid);
 bool imap_client_is_recent(const struct imap_client *client, uint32_t uid);
 /* Read-write sessions take \Recent for the view's messages that no

@@ -91,23 +91,6 @@ void imap_vanished_send(struct imap_client *client, const uint32_t *uids,
 	vout_end(&vo);
 }
 
-/* Index (0-based) of the view's first message with a UID >= uid. */
-static uint32_t view_lower_bound(const struct imap_client *client,
-				 uint32_t uid)
-{
-	uint32_t lo = 0, hi = imap_client_count(client);
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (imap_client_msg(client, mid + 1)->uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* Adds first..last minus the UIDs of the view. */
 static void vout_add_not_in_view(struct vanished_out *vo,
 				 const struct imap_client *client,
@@ -116,7 +99,8 @@ static void vout_add_not_in_view(struct vanished_out *vo,
 	uint32_t count = imap_client_count(client);
 	uint64_t next = first;
 
-	for (uint32_t i = view_lower_bound(client, first); i < count; i++) {
+	for (uint32_t i = imap_client_uids_below(client, first); i < count;
+	     i++) {
 		uint32_t uid = imap_client_msg(client, i + 1)->uid;
 
 		if (uid > last)
@@ -238,24 +222,13 @@ int imap_vanished_send_earlier(struct imap_client *client,
 	return 0;
 }
 
-static int uid_cmp(const void *p1, const void *p2)
-{
-	uint32_t u1 = *(const uint32_t *)p1, u2 = *(const uint32_t *)p2;
-
-	return u1 < u2 ? -1 : u1 > u2;
-}
-
-/* The saved search result (RFC 5182 "$") as ranges. */
+/* The saved search result (RFC 5182 "$", kept ascending) as ranges. */
 static void saved_to_set(const struct imap_client *client,
 			 struct imap_seqset *set)
 {
-	uint32_t *uids = xreallocarray(NULL, client->saved_count + 1,
-				       sizeof(*uids));
+	const uint32_t *uids = client->saved_uids;
 	size_t n = 0;
 
-	memcpy(uids, client->saved_uids,
-	       client->saved_count * sizeof(*uids));
-	qsort(uids, client->saved_count, sizeof(*uids), uid_cmp);
 	set->ranges = xreallocarray(NULL, client->saved_count + 1,
 				    sizeof(*set->ranges));
 	for (size_t i = 0; i < client->saved_count; i++) {
@@ -271,7 +244,6 @@ static void saved_to_set(const struct imap_client *client,
 	}
 	set->count = n;
 	set->has_star = false;
-	free(uids);
 }
 
 int imap_vanished_send_for_set(struct imap_client *client,
