@@ -2,6 +2,7 @@
 #include "lib/spool.h"
 #include "lib/xmalloc.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,4 +32,24 @@ int spool_open(const char *state_dir)
 		(void)unlink(path);
 	free(path);
 	return fd;
+}
+
+int spool_write(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t ret = write(fd, p, len);
+
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0) {
+			if (ret == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += ret;
+		len -= (size_t)ret;
+	}
+	return 0;
 }

@@ -487,7 +487,7 @@ static void data_write(struct lmtp_client *client, const void *buf,
 		errno = data->write_errno;
 		return;
 	}
-	if (lmtp_write_full(data->spool_fd, buf, len) == 0)
+	if (spool_write(data->spool_fd, buf, len) == 0)
 		return;
 	data->spool_errno = errno;
 	log_error("lmtp id=%llu: write(spool) failed: %s",

@@ -32,24 +32,6 @@
 #define LMTP_EX_NOUSER 67
 #define LMTP_EX_TEMPFAIL 75
 
-int lmtp_write_full(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t ret = write(fd, p, len);
-
-		if (ret < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += ret;
-		len -= (size_t)ret;
-	}
-	return 0;
-}
-
 static int deliver_headers(struct store_delivery *d, const char *sender,
 			   const char *rcpt, const char **error_r)
 {

@@ -160,9 +160,6 @@ void lmtp_hdr_scan_finish(struct lmtp_hdr_scan *scan);
 
 /* ---- lmtp_deliver.c ---- */
 
-/* Writes all of data; -1 with errno. */
-int lmtp_write_full(int fd, const void *data, size_t len);
-
 /* Starts a message in user's INBOX (store user from lmtp_su_get) with
  * "Return-Path: <sender>" and "Delivered-To: rcpt" written. On failure
  * with a cached store user (its Maildir may have been removed) it tries

@@ -696,21 +696,9 @@ struct binary_convert *binary_convert_begin(const char *state_dir,
 int binary_convert_write(struct binary_convert *bc, const void *data,
 			 size_t size, const char **error_r)
 {
-	const char *p = data;
-
-	while (size > 0) {
-		ssize_t ret = write(bc->fd, p, size);
-
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret <= 0) {
-			if (ret == 0)
-				errno = EIO;
-			*error_r = "write(binary spool) failed";
-			return -1;
-		}
-		p += ret;
-		size -= (size_t)ret;
+	if (spool_write(bc->fd, data, size) < 0) {
+		*error_r = "write(binary spool) failed";
+		return -1;
 	}
 	return 0;
 }
